@@ -1,0 +1,32 @@
+# Every target that runs code first makes sure .venv and the native libraries exist.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+SETUP  := scripts/bootstrap.sh
+
+.PHONY: setup serve test lint typecheck unit proto bench clean
+
+setup:
+	@bash $(SETUP)
+
+serve: setup
+	$(VENV)/bin/echomesh-serve $(ARGS)
+
+test: setup lint typecheck unit
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: setup
+	$(VENV)/bin/mypy
+
+unit: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Regenerate echomesh_trio/protocol/message_pb2.py(i) from proto/message.proto.
+proto: setup
+	$(PY) -m grpc_tools.protoc -Iproto --python_out=echomesh_trio/protocol \
+	    --pyi_out=echomesh_trio/protocol proto/message.proto
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
