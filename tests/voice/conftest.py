@@ -1,0 +1,13 @@
+"""Trio mode for this directory only: Textual's tests elsewhere need asyncio."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if inspect.iscoroutinefunction(getattr(item, "obj", None)):
+            item.add_marker(pytest.mark.trio)
