@@ -1,0 +1,40 @@
+"""Errors raised when the *peer* sent something we cannot accept.
+
+These are remote errors: the right response is an error reply (when possible) and closing
+that one connection. Misuse of our own API raises ordinary ValueError/TypeError instead.
+"""
+
+from __future__ import annotations
+
+
+class ProtocolError(Exception):
+    """The peer broke the framing or the message schema."""
+
+    code_name = "ERR_MALFORMED_FRAME"
+
+
+class FrameTooLarge(ProtocolError):
+    """A length prefix announced more than the frame limit."""
+
+    code_name = "ERR_FRAME_TOO_LARGE"
+
+    def __init__(self, length: int, limit: int) -> None:
+        super().__init__(f"frame of {length} bytes exceeds the {limit}-byte limit")
+        self.length = length
+        self.limit = limit
+
+
+class MalformedMessage(ProtocolError):
+    """The frame body is not a valid EchoMsg, or lacks what its type requires."""
+
+    code_name = "ERR_MALFORMED_FRAME"
+
+
+class UnknownMessageType(ProtocolError):
+    """The envelope's type is not one this side accepts."""
+
+    code_name = "ERR_UNKNOWN_TYPE"
+
+    def __init__(self, type_value: int) -> None:
+        super().__init__(f"unknown or unexpected message type {type_value}")
+        self.type_value = type_value

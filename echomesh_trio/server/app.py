@@ -1,0 +1,203 @@
+"""The server process: listeners, connection tasks, and orderly shutdown.
+
+One root nursery (``EchoMeshServer.serve``) owns the TCP listener, every connection task
+and the voice relay. ``serve`` follows Trio's ``task_status`` convention, so tests and
+tools start it with ``info = await nursery.start(server.serve)`` and get the bound ports.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import ssl
+from collections import Counter
+from dataclasses import dataclass
+
+import trio
+
+from echomesh_trio.protocol import events as ev
+from echomesh_trio.server.config import Settings
+from echomesh_trio.server.connection import Connection
+from echomesh_trio.server.service import ControlService, VoiceControl
+from echomesh_trio.server.store import Store
+from echomesh_trio.server.tlscert import ensure_self_signed, fingerprint, server_context
+
+log = logging.getLogger("echomesh.server")
+
+TLS_HANDSHAKE_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """What a started server bound, for callers of ``nursery.start(server.serve)``."""
+
+    host: str
+    port: int
+    udp_port: int
+    tls: bool
+    fingerprint: str | None
+    cert_path: str | None
+
+
+class EchoMeshServer:
+    def __init__(self, settings: Settings, voice: VoiceControl | None = None) -> None:
+        self.settings = settings
+        self.voice = voice
+        self._connections: set[Connection] = set()
+        self._per_address: Counter[str] = Counter()
+        self._shutdown = trio.Event()
+        self._accepting = trio.CancelScope()  # cancelled to stop accepting at shutdown
+        self._drained = trio.Event()  # set when the last connection ends after shutdown began
+        self._ssl: ssl.SSLContext | None = None
+        self.service: ControlService | None = None
+
+    def request_shutdown(self) -> None:
+        """Begin an orderly shutdown (safe to call more than once)."""
+        self._shutdown.set()
+
+    @property
+    def connection_count(self) -> int:
+        return len(self._connections)
+
+    async def serve(
+        self, *, task_status: trio.TaskStatus[ServerInfo] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        settings = self.settings
+        db_path = settings.data_dir / "echomesh.sqlite3"
+        store = await trio.to_thread.run_sync(Store.open, db_path)
+        try:
+            rooms = await store.run(store.db.room_names)
+            self.service = ControlService(settings, store, rooms, self.voice)
+            fp = cert_path = None
+            if not settings.plaintext:
+                if settings.cert is not None and settings.key is not None:
+                    cert, key = settings.cert, settings.key
+                else:
+                    cert, key = ensure_self_signed(settings.data_dir / "tls")
+                self._ssl = server_context(cert, key)
+                fp, cert_path = fingerprint(cert), str(cert)
+            listeners = await trio.open_tcp_listeners(settings.port, host=settings.host)
+            port = listeners[0].socket.getsockname()[1]
+            async with trio.open_nursery() as connections:
+                connections.start_soon(self._accept, listeners, connections)
+                udp_port = 0
+                start_voice = getattr(self.voice, "serve_udp", None)
+                if start_voice is not None:
+                    udp_port = await connections.start(
+                        start_voice, settings.host, settings.udp_port or port
+                    )
+                info = ServerInfo(
+                    settings.host, port, udp_port, self._ssl is not None, fp, cert_path
+                )
+                log.info(
+                    "listening on %s:%d (%s), voice on UDP %d, data in %s",
+                    settings.host,
+                    port,
+                    "TLS" if self._ssl else "plaintext",
+                    udp_port,
+                    settings.data_dir,
+                )
+                if fp:
+                    log.info("TLS certificate SHA-256 fingerprint: %s", fp)
+                task_status.started(info)
+                await self._shutdown.wait()
+                self._accepting.cancel()
+                await self._say_goodbye()
+                connections.cancel_scope.cancel()
+        finally:
+            with trio.CancelScope(shield=True):
+                await store.run(store.close)
+            log.info("database closed")
+
+    async def _say_goodbye(self) -> None:
+        """Tell every client the server is stopping; give them a moment to receive it."""
+        log.info("shutting down: closing %d connections", len(self._connections))
+        notice = ev.Goodbye(ev.GoodbyeReason.SHUTDOWN, "the server is shutting down")
+        for conn in list(self._connections):
+            conn.close("server shutdown", notice)
+        if self._connections:
+            with trio.move_on_after(self.settings.shutdown_grace):
+                await self._drained.wait()
+
+    async def _accept(
+        self, listeners: list[trio.SocketListener], connections: trio.Nursery
+    ) -> None:
+        with self._accepting:
+            await trio.serve_listeners(self._handle, listeners, handler_nursery=connections)
+
+    async def _handle(self, tcp: trio.SocketStream) -> None:
+        try:
+            address = tcp.socket.getpeername()[0]
+        except OSError:
+            await tcp.aclose()
+            return
+        stream: trio.abc.Stream = tcp
+        if self._ssl is not None:
+            stream = trio.SSLStream(tcp, self._ssl, server_side=True)
+        conn = Connection(stream, address, self.settings.outgoing_queue)
+        self._connections.add(conn)
+        self._per_address[address] += 1
+        log.info("connect from %s (%d open)", address, len(self._connections))
+        try:
+            if isinstance(stream, trio.SSLStream):
+                with trio.move_on_after(TLS_HANDSHAKE_TIMEOUT):
+                    try:
+                        await stream.do_handshake()
+                    except trio.BrokenResourceError as exc:
+                        conn.close_reason = f"TLS handshake failed: {exc.__cause__ or exc}"
+                        return
+                if not stream.cipher():
+                    conn.close_reason = "TLS handshake timed out"
+                    return
+            full = self._over_limit(address)
+            if full is not None:
+                conn.send_nowait(ev.ErrorReply(ev.ErrorCode.SERVER_FULL, full))
+                conn.close(full, ev.Goodbye(ev.GoodbyeReason.SERVER_FULL, full))
+            assert self.service is not None
+            await conn.run(self.service.dispatch, self.settings.idle_timeout)
+        finally:
+            self._connections.discard(conn)
+            if self._shutdown.is_set() and not self._connections:
+                self._drained.set()
+            self._per_address[address] -= 1
+            if not self._per_address[address]:
+                del self._per_address[address]
+            if self.service is not None:
+                self.service.disconnected(conn)
+            with trio.CancelScope(shield=True), trio.move_on_after(1):
+                await _close(stream)
+            log.info(
+                "disconnect %s%s: %s",
+                address,
+                f" ({conn.user})" if conn.user else "",
+                conn.close_reason,
+            )
+
+    def _over_limit(self, address: str) -> str | None:
+        if len(self._connections) > self.settings.max_connections:
+            return f"server full ({self.settings.max_connections} connections)"
+        if self._per_address[address] > self.settings.max_connections_per_address:
+            return f"too many connections from {address}"
+        return None
+
+
+async def _close(stream: trio.abc.Stream) -> None:
+    try:
+        await stream.aclose()
+    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+        pass
+
+
+async def run_until_signalled(server: EchoMeshServer) -> None:
+    """Run ``server`` until SIGINT or SIGTERM, then shut it down in order."""
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+
+        async def watch() -> None:
+            async for signum in signals:
+                log.info("received %s", signal.Signals(signum).name)
+                server.request_shutdown()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(watch)
+            await server.serve()
+            nursery.cancel_scope.cancel()

@@ -1,0 +1,56 @@
+"""Start real servers and clients on 127.0.0.1 for the server tests."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from echomesh_trio.client.control import ControlConnection
+from echomesh_trio.protocol import events as ev
+from echomesh_trio.server.app import EchoMeshServer, ServerInfo
+from echomesh_trio.server.config import Settings
+from echomesh_trio.server.tlscert import pinned_client_context
+
+
+def make_settings(data_dir: Path, **changes: Any) -> Settings:
+    base = Settings(port=0, data_dir=data_dir, plaintext=True, password_cost=10, log_level="debug")
+    return dataclasses.replace(base, **changes)
+
+
+async def start_server(
+    nursery: trio.Nursery, settings: Settings
+) -> tuple[EchoMeshServer, ServerInfo]:
+    server = EchoMeshServer(settings)
+    info = await nursery.start(server.serve)
+    return server, info
+
+
+async def connect(info: ServerInfo) -> ControlConnection:
+    ctx = pinned_client_context(Path(info.cert_path)) if info.tls and info.cert_path else None
+    return await ControlConnection.connect("127.0.0.1", info.port, ctx)
+
+
+async def login(info: ServerInfo, name: str, password: str = "secret") -> ControlConnection:
+    conn = await connect(info)
+    result = await conn.login(name, password)
+    assert result.ok, result
+    return conn
+
+
+async def join(conn: ControlConnection, room: str, create: bool = False) -> ev.RoomSnapshot:
+    await conn.send(ev.CreateRoom(room) if create else ev.JoinRoom(room))
+    return await conn.receive_until(ev.RoomSnapshot)
+
+
+async def expect_closed(conn: ControlConnection, budget: float = 5.0) -> list[ev.ServerNotice]:
+    """Read until the server closes the connection; return what arrived."""
+    seen: list[ev.ServerNotice] = []
+    with trio.fail_after(budget):
+        try:
+            while True:
+                seen.append(await conn.receive())
+        except (EOFError, trio.BrokenResourceError):
+            return seen
