@@ -1,0 +1,268 @@
+"""Voice-quality benchmark: speech through Opus, a simulated network, the jitter buffer, decode.
+
+    python -m bench.quality [--profiles clean,wifi] [--seed 1] [--seconds 90] [--wav f.wav]
+
+For each seeded network profile (bench/netsim.py) the same packet trace feeds EchoMesh's
+playout and a naive receiver like the original EchoMesh one. Both outputs are put back on the
+sender's media timeline (frame n where frame n belongs) and compared with the input: wideband
+PESQ, STOI, late loss, added delay (play time minus send time minus the fastest transit), and
+the oracle: the smallest fixed playout delay that reaches the same late loss on the same trace.
+Progress goes to stderr; the last stdout line is one JSON object keyed by profile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from bench.netsim import PROFILES, Profile, simulate
+from bench.quality_signal import normalise, pesq_wb, read_wav, stoi, synthesize
+from echomesh_trio.audio.codec import OpusDecoder, OpusEncoder, Pcm, is_dtx
+from echomesh_trio.audio.jitter import Conceal, Decision, Play, Recover
+from echomesh_trio.audio.playout import SpeakerPlayout
+from echomesh_trio.audio.redundancy import RedundancyPacker
+from echomesh_trio.media import FRAME_SAMPLES, SAMPLE_RATE
+
+BLOCK = SAMPLE_RATE // 200
+"""The simulated output device pulls 5 ms blocks, a common low-latency PortAudio setting."""
+
+FRAME_S = FRAME_SAMPLES / SAMPLE_RATE
+SEQ_START = 65_000
+"""Sequence numbers start near the top so every run crosses the 16-bit wrap."""
+
+NAIVE_CAPACITY = 10
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+class NaiveReceiver:
+    """The original EchoMesh receiver: a priority queue by sequence number, no concealment.
+
+    Plays the lowest sequence number on each 20 ms tick when it is the expected one, silence
+    for a gap, waits when empty, drops the oldest packet when full. Jumps over gaps longer
+    than 5 frames (a pause in speech) so that pauses do not add delay.
+    """
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[int, bytes]] = []
+        self._expected: int | None = None
+        self._decoder = OpusDecoder()
+        self.late = 0
+        self.received = 0
+
+    def push(self, k: int, payload: bytes) -> None:
+        self.received += 1
+        if self._expected is not None and k < self._expected:
+            self.late += 1
+            return
+        if any(k == s for s, _ in self._heap):
+            self.received -= 1  # duplicate: not a genuine packet
+            return
+        heapq.heappush(self._heap, (k, payload))
+        if len(self._heap) > NAIVE_CAPACITY:
+            heapq.heappop(self._heap)
+            self.late += 1
+
+    def tick(self) -> tuple[int, Pcm] | None:
+        """Return (frame, pcm) to play, or None for silence."""
+        if not self._heap:
+            return None
+        k, payload = self._heap[0]
+        if self._expected is None or k - self._expected > 5:
+            self._expected = k
+        if k == self._expected:
+            heapq.heappop(self._heap)
+            self._expected += 1
+            return k, self._decoder.decode(payload[1:])  # strip the 1-byte format header
+        self._expected += 1
+        return None
+
+
+@dataclass
+class Outcome:
+    """One receiver's result on one trace."""
+
+    media: np.ndarray
+    delays: list[float] = field(default_factory=list)
+    late: int = 0
+    useful: int = 0
+
+
+def run_profile(
+    profile: Profile, speech: np.ndarray, seed: int, *, bitrate: int, redundancy: int
+) -> dict[str, float | int]:
+    """Simulate one profile end to end and score both receivers."""
+    frames = len(speech) // FRAME_SAMPLES
+    send_times = (np.arange(frames) + 1) * FRAME_S  # a frame leaves when it is complete
+    deliveries = simulate(profile, send_times, seed)
+    by_index: dict[int, list[float]] = {}
+    for d in deliveries:
+        by_index.setdefault(d.index, []).append(d.arrival)
+    encoder = OpusEncoder(bitrate)
+    packer = RedundancyPacker(redundancy)
+    ours = Outcome(np.zeros(frames * FRAME_SAMPLES, dtype=np.int16))
+    naive = Outcome(np.zeros(frames * FRAME_SAMPLES, dtype=np.int16))
+
+    def frame_of(seq: int) -> int:
+        return (seq - SEQ_START) % 65_536
+
+    def on_decision(decision: Decision, pcm: Pcm, at: float) -> None:
+        if isinstance(decision, Play | Recover | Conceal) and decision.seq is not None:
+            k = frame_of(decision.seq)
+            if 0 <= k < frames and pcm.shape[0] == FRAME_SAMPLES:
+                ours.media[k * FRAME_SAMPLES : (k + 1) * FRAME_SAMPLES] = pcm
+            if isinstance(decision, Play):
+                ours.delays.append(at - send_times[k])
+
+    playout = SpeakerPlayout(on_decision=on_decision)
+    receiver = NaiveReceiver()
+    arrivals: list[tuple[float, int, bytes]] = []
+    sent = np.zeros(frames, dtype=bool)
+    next_frame = 0
+    blocks = int((frames * FRAME_S + 1.0) * SAMPLE_RATE / BLOCK)
+    codec_cpu = 0.0
+    for b in range(blocks):
+        now = b * BLOCK / SAMPLE_RATE
+        while next_frame < frames and send_times[next_frame] <= now + 1e-9:
+            k = next_frame
+            pcm = speech[k * FRAME_SAMPLES : (k + 1) * FRAME_SAMPLES]
+            t0 = time.process_time()
+            packet = encoder.encode(pcm)
+            codec_cpu += time.process_time() - t0
+            if is_dtx(packet):
+                packer.skip()
+            else:
+                sent[k] = True
+                payload = packer.wrap(packet)
+                for at in by_index.get(k, ()):
+                    heapq.heappush(arrivals, (at, k, payload))
+            next_frame += 1
+        while arrivals and arrivals[0][0] <= now:
+            at, k, payload = heapq.heappop(arrivals)
+            playout.push((SEQ_START + k) % 65_536, payload, at)
+            receiver.push(k, payload)
+        playout.pull(BLOCK, now)
+        if b % (FRAME_SAMPLES // BLOCK) == 0:
+            played = receiver.tick()
+            if played is not None:
+                k, pcm = played
+                naive.media[k * FRAME_SAMPLES : (k + 1) * FRAME_SAMPLES] = pcm
+                naive.delays.append(now - send_times[k])
+        if b % 200 == 0:  # receiver reports its loss once a second (RTCP-like)
+            encoder.set_reported_loss(playout.statistics().jitter.loss_estimate)
+
+    stats = playout.statistics().jitter
+    ours.late = stats.late
+    ours.useful = stats.received - stats.duplicates - stats.dropped
+    naive.late, naive.useful = receiver.late, receiver.received
+
+    # Fastest transit of the trace, and each delivered packet's delay above it.
+    first = {i: min(v) for i, v in by_index.items() if sent[i]}
+    transit = np.array([first[i] - send_times[i] for i in sorted(first)])
+    fastest = float(transit.min()) if len(transit) else 0.0
+    excess = np.sort(transit - fastest)
+
+    def oracle(late_rate: float) -> float:
+        """Smallest fixed delay above the fastest transit with at most this late loss."""
+        if not len(excess):
+            return 0.0
+        allowed = int(np.floor(late_rate * len(excess) + 1e-9))
+        return float(excess[max(0, len(excess) - 1 - allowed)])
+
+    lookahead = encoder.lookahead
+    ref = speech[: frames * FRAME_SAMPLES - lookahead]
+
+    def score(o: Outcome, prefix: str) -> dict[str, float | int]:
+        deg = o.media[lookahead:]
+        added = np.array(o.delays) - fastest
+        late = o.late / o.useful if o.useful else 0.0
+        return {
+            f"{prefix}pesq": round(pesq_wb(ref, deg), 3),
+            f"{prefix}stoi": round(stoi(ref, deg), 3),
+            f"{prefix}late_loss": round(late, 4),
+            f"{prefix}mean_delay_ms": round(float(added.mean()) * 1000, 1) if len(added) else 0.0,
+            f"{prefix}p95_delay_ms": round(float(np.percentile(added, 95)) * 1000, 1)
+            if len(added)
+            else 0.0,
+            f"{prefix}oracle_delay_ms": round(oracle(late) * 1000, 1),
+        }
+
+    result = score(ours, "") | score(naive, "naive_")
+    result |= {
+        "network_loss": round(1.0 - len(first) / max(1, int(sent.sum())), 4),
+        "packets": int(sent.sum()),
+        "recovered": stats.recovered,
+        "concealed": stats.concealed,
+        "stretched": stats.stretched,
+        "duplicates": stats.duplicates,
+        "final_target_ms": round(stats.target_delay * 1000, 1),
+        "encode_us_per_frame": round(codec_cpu / frames * 1e6, 1),
+    }
+    return result
+
+
+def codec_cost(speech: np.ndarray, bitrate: int, repeats: int = 5) -> float:
+    """Median CPU microseconds to encode and decode one 20 ms frame of speech."""
+    frames = min(500, len(speech) // FRAME_SAMPLES)
+    runs = []
+    for _ in range(repeats):
+        enc, dec = OpusEncoder(bitrate), OpusDecoder()
+        enc.set_reported_loss(0.05)  # FEC on: the costlier case
+        t0 = time.process_time()
+        for k in range(frames):
+            dec.decode(enc.encode(speech[k * FRAME_SAMPLES : (k + 1) * FRAME_SAMPLES]))
+        runs.append((time.process_time() - t0) / frames * 1e6)
+    return float(np.median(runs))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--profiles", default=",".join(PROFILES), help="comma-separated")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--seconds", type=float, default=90.0, help="speech to synthesize")
+    parser.add_argument("--wav", type=Path, help="use this speech instead of espeak-ng")
+    parser.add_argument("--bitrate", type=int, default=32_000)
+    parser.add_argument("--redundancy", type=int, default=0, help="previous frames per packet")
+    args = parser.parse_args(argv)
+    names = [n.strip() for n in args.profiles.split(",") if n.strip()]
+    unknown = [n for n in names if n not in PROFILES]
+    if unknown:
+        parser.error(f"unknown profiles {unknown}; known: {', '.join(PROFILES)}")
+    if args.wav:
+        speech = normalise(read_wav(args.wav))
+    else:
+        log(f"synthesizing {args.seconds:.0f} s of speech with espeak-ng")
+        speech = synthesize(args.seconds, args.seed)
+    cost = codec_cost(speech, args.bitrate)
+    log(f"codec cost: {cost:.0f} us per frame (encode + decode)")
+    results: dict[str, dict[str, float | int]] = {}
+    for name in names:
+        t0 = time.monotonic()
+        r = run_profile(
+            PROFILES[name],
+            speech,
+            args.seed * 1000 + list(PROFILES).index(name),
+            bitrate=args.bitrate,
+            redundancy=args.redundancy,
+        )
+        results[name] = r | {"codec_us_per_frame": round(cost, 1)}
+        log(
+            f"{name:8} pesq {r['pesq']:.2f} (naive {r['naive_pesq']:.2f}) stoi {r['stoi']:.3f} "
+            f"late {r['late_loss']:.2%} delay {r['mean_delay_ms']:.1f}/{r['p95_delay_ms']:.1f} ms "
+            f"oracle {r['oracle_delay_ms']:.1f} ms  naive late {r['naive_late_loss']:.2%} "
+            f"delay {r['naive_mean_delay_ms']:.1f} ms  [{time.monotonic() - t0:.1f} s]"
+        )
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
