@@ -9,5 +9,6 @@ import pytest
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if inspect.iscoroutinefunction(getattr(item, "obj", None)):
+        fn = getattr(item, "obj", None)
+        if inspect.iscoroutinefunction(fn) and not item.get_closest_marker("trio"):
             item.add_marker(pytest.mark.trio)
