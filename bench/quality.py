@@ -34,8 +34,9 @@ BLOCK = SAMPLE_RATE // 200
 """The simulated output device pulls 5 ms blocks, a common low-latency PortAudio setting."""
 
 FRAME_S = FRAME_SAMPLES / SAMPLE_RATE
-SEQ_START = 65_000
-"""Sequence numbers start near the top so every run crosses the 16-bit wrap."""
+SEQ_MOD = 1 << 32
+SEQ_START = SEQ_MOD - 500
+"""Sequence numbers start near the top so every run crosses the 32-bit wrap."""
 
 NAIVE_CAPACITY = 10
 
@@ -82,7 +83,7 @@ class NaiveReceiver:
         if k == self._expected:
             heapq.heappop(self._heap)
             self._expected += 1
-            return k, self._decoder.decode(payload[1:])  # strip the 1-byte format header
+            return k, self._decoder.decode(payload)
         self._expected += 1
         return None
 
@@ -113,7 +114,7 @@ def run_profile(
     naive = Outcome(np.zeros(frames * FRAME_SAMPLES, dtype=np.int16))
 
     def frame_of(seq: int) -> int:
-        return (seq - SEQ_START) % 65_536
+        return (seq - SEQ_START) % SEQ_MOD
 
     def on_decision(decision: Decision, pcm: Pcm, at: float) -> None:
         if isinstance(decision, Play | Recover | Conceal) and decision.seq is not None:
@@ -125,7 +126,7 @@ def run_profile(
 
     playout = SpeakerPlayout(on_decision=on_decision)
     receiver = NaiveReceiver()
-    arrivals: list[tuple[float, int, bytes]] = []
+    arrivals: list[tuple[float, int, bytes, tuple[bytes, ...]]] = []
     sent = np.zeros(frames, dtype=bool)
     next_frame = 0
     blocks = int((frames * FRAME_S + 1.0) * SAMPLE_RATE / BLOCK)
@@ -142,14 +143,14 @@ def run_profile(
                 packer.skip()
             else:
                 sent[k] = True
-                payload = packer.wrap(packet)
+                frame, copies = packer.wrap(packet)
                 for at in by_index.get(k, ()):
-                    heapq.heappush(arrivals, (at, k, payload))
+                    heapq.heappush(arrivals, (at, k, frame, copies))
             next_frame += 1
         while arrivals and arrivals[0][0] <= now:
-            at, k, payload = heapq.heappop(arrivals)
-            playout.push((SEQ_START + k) % 65_536, payload, at)
-            receiver.push(k, payload)
+            at, k, frame, copies = heapq.heappop(arrivals)
+            playout.push((SEQ_START + k) % SEQ_MOD, frame, at, redundant=copies)
+            receiver.push(k, frame)
         playout.pull(BLOCK, now)
         if b % (FRAME_SAMPLES // BLOCK) == 0:
             played = receiver.tick()

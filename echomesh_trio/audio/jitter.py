@@ -2,10 +2,11 @@
 
 Pure state (house style): no clock, no I/O; the caller passes ``now`` in seconds.
 
-Packets carry a 16-bit sequence number that counts 20 ms frames and keeps counting through
-frames the sender did not send (DTX, voice-activated transmission), so the sequence number
-is also the media clock. A frame ``n`` is due at ``n * 20 ms + base + target``, where
-``base`` and ``target`` come from :class:`DelayEstimator`. On each tick the buffer decides:
+Packets carry a sequence number (32 bits on the wire, see echomesh_trio/voice/packet.py) that
+counts 20 ms frames and keeps counting through frames the sender did not send (DTX,
+voice-activated transmission), so the sequence number is also the media clock. Frame ``n``
+is due at ``n * 20 ms + base + target``, where ``base`` and ``target`` come from
+:class:`DelayEstimator`. On each tick the buffer decides:
 
 * :class:`Play` the packet of the next frame;
 * :class:`Recover` a lost frame from a later packet (Opus in-band FEC, or redundancy);
@@ -23,14 +24,15 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
 from echomesh_trio.audio.delay_estimator import DelayEstimator
 from echomesh_trio.media import FRAME_MS
 
-SEQ_MODULUS = 1 << 16
-_HALF = SEQ_MODULUS // 2
+SEQ_BITS = 32
+"""Width of the voice datagram's sequence number; tests use 16 to exercise wrap-around."""
 FRAME_S = FRAME_MS / 1000
 
 DEFAULT_CAPACITY = 64
@@ -38,6 +40,9 @@ DEFAULT_CAPACITY = 64
 
 MAX_PAYLOAD = 4_000
 """An Opus frame is at most 1,275 bytes; with redundancy a few of them. Bigger is garbage."""
+
+MAX_REDUNDANT = 3
+"""Redundant copies accepted per packet (RFC 2198 spirit); more is not voice."""
 
 HISTORY = 256
 """Sequence numbers remembered after playout, to tell duplicates from late packets."""
@@ -51,7 +56,7 @@ SAFETY_MARGIN_S = 0.001
 LOSS_WINDOW = 200
 """Frames over which the loss estimate averages (4 s of speech)."""
 
-MAX_LOSS_GAP = 3
+MAX_LOSS_GAP = 2
 """A sequence gap longer than this is a pause in speech (DTX), not loss."""
 
 RESYNC_IDLE_S = 2.0
@@ -71,23 +76,30 @@ class PushResult(Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class Packet:
+    """A buffered voice packet: its Opus frame and copies of the frames before it."""
+
+    frame: bytes
+    redundant: tuple[bytes, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Play:
-    """Decode ``payload``, the packet of frame ``seq``."""
+    """Decode ``packet.frame``, the packet of frame ``seq``."""
 
     seq: int
-    payload: bytes
+    packet: Packet
 
 
 @dataclass(frozen=True, slots=True)
 class Recover:
-    """Frame ``seq`` is lost; rebuild it from ``payload``, the packet of frame ``source_seq``.
-
-    The source packet stays buffered and is played on its own tick.
+    """Frame ``seq`` is lost; rebuild it from ``packet``, the packet of frame ``source_seq``
+    (its redundant copy, or Opus in-band FEC). The source stays buffered for its own tick.
     """
 
     seq: int
     source_seq: int
-    payload: bytes
+    packet: Packet
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,17 +154,22 @@ class JitterBuffer:
         self,
         *,
         capacity: int = DEFAULT_CAPACITY,
-        recovery_depth: int = 1,
+        fec: bool = True,
         estimator: DelayEstimator | None = None,
         max_payload: int = MAX_PAYLOAD,
+        seq_bits: int = SEQ_BITS,
     ) -> None:
         if capacity < 2:
             raise ValueError("capacity must be at least 2")
+        if not 8 <= seq_bits <= 64:
+            raise ValueError("seq_bits must be 8..64")
+        self._modulus = 1 << seq_bits
+        self._half = self._modulus // 2
         self._capacity = capacity
-        self._recovery_depth = max(0, recovery_depth)
+        self._fec = fec
         self._est = estimator if estimator is not None else DelayEstimator()
         self._max_payload = max_payload
-        self._packets: dict[int, bytes] = {}
+        self._packets: dict[int, Packet] = {}
         self._ref: int | None = None  # extended seq of the newest accepted packet
         self._last: int | None = None  # extended seq of the last frame decided
         self._next: int | None = None  # cursor while a talk spurt plays; None when idle
@@ -176,13 +193,19 @@ class JitterBuffer:
 
     # -- arrivals -------------------------------------------------------------------------
 
-    def push(self, seq: int, payload: bytes, now: float) -> PushResult:
-        """Accept one untrusted packet that arrived at ``now``."""
+    def push(
+        self, seq: int, frame: bytes, now: float, *, redundant: Sequence[bytes] = ()
+    ) -> PushResult:
+        """Accept one untrusted packet that arrived at ``now``.
+
+        ``redundant[i]`` is the sender's copy of frame ``seq - 1 - i`` (empty if none).
+        """
         self._received += 1
-        if not payload or len(payload) > self._max_payload:
+        size = len(frame) + sum(len(r) for r in redundant)
+        if not frame or size > self._max_payload or len(redundant) > MAX_REDUNDANT:
             self._dropped += 1
             return PushResult.DROPPED
-        seq %= SEQ_MODULUS
+        seq %= self._modulus
         ext = self._extend(seq)
         if self._last is not None and ext <= self._last and self._should_resync(now):
             ext = self._resync(seq)
@@ -204,7 +227,7 @@ class JitterBuffer:
         if self._ref is None or ext > self._ref:
             self._ref = ext
         self._observe(ext, now)
-        self._packets[ext] = payload
+        self._packets[ext] = Packet(bytes(frame), tuple(bytes(r) for r in redundant))
         if len(self._packets) > self._capacity:
             # Overflow: keep the frames needed soonest, drop the furthest in the future.
             newest = max(self._packets)
@@ -226,16 +249,16 @@ class JitterBuffer:
             self._loss -= self._loss / LOSS_WINDOW
         else:  # a reordered packet filled a gap counted as loss
             self._loss = max(0.0, self._loss - 1.0 / LOSS_WINDOW)
-        if self._recovery_depth and self._loss > 0.01:
+        if self._fec and self._loss > 0.02:
             self._lookahead = True
-        elif self._loss < 0.003:
+        elif self._loss < 0.005:
             self._lookahead = False
 
     def _extend(self, seq: int) -> int:
         """Map a 16-bit sequence number to the extended number nearest the newest one."""
         if self._ref is None:
             return seq
-        delta = (seq - self._ref + _HALF) % SEQ_MODULUS - _HALF
+        delta = (seq - self._ref + self._half) % self._modulus - self._half
         return self._ref + delta
 
     def _should_resync(self, now: float) -> bool:
@@ -270,6 +293,11 @@ class JitterBuffer:
     # -- playout --------------------------------------------------------------------------
 
     @property
+    def modulus(self) -> int:
+        """Sequence numbers wrap at this value."""
+        return self._modulus
+
+    @property
     def target_delay(self) -> float:
         """Delay above the fastest path that frames are scheduled at, FEC look-ahead included."""
         return self._est.target + SAFETY_MARGIN_S + (FRAME_S if self._lookahead else 0.0)
@@ -299,26 +327,33 @@ class JitterBuffer:
             n += 1
         self._next = n
         if n in self._packets:
-            payload = self._packets.pop(n)
+            packet = self._packets.pop(n)
             self._remember(n)
             self._advance(n, had_packet=True)
             self._played += 1
-            return Play(n % SEQ_MODULUS, payload)
+            return Play(n % self._modulus, packet)
         if now < self._due(n):
             self._stretched += 1
             return Conceal(None)
         later = min(self._packets) if self._packets else None
         self._advance(n, had_packet=False)
-        if later is not None and later - n <= self._recovery_depth:
+        if later is not None and self._can_recover(n, later):
             self._recovered += 1
-            return Recover(n % SEQ_MODULUS, later % SEQ_MODULUS, self._packets[later])
+            return Recover(n % self._modulus, later % self._modulus, self._packets[later])
         if later is None or later - n > MAX_CONCEAL_RUN:
             self._conceal_run += 1
             if self._conceal_run > MAX_CONCEAL_RUN:
                 self._next = None
                 return Silence()
         self._concealed += 1
-        return Conceal(n % SEQ_MODULUS)
+        return Conceal(n % self._modulus)
+
+    def _can_recover(self, n: int, later: int) -> bool:
+        distance = later - n
+        if distance == 1 and self._fec:
+            return True
+        copies = self._packets[later].redundant
+        return 1 <= distance <= len(copies) and bool(copies[distance - 1])
 
     def _advance(self, n: int, *, had_packet: bool) -> None:
         self._last = n

@@ -9,7 +9,7 @@ gets finer than a frame without time-stretching speech. Pure: ``now`` is passed 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,12 +20,12 @@ from echomesh_trio.audio.jitter import (
     Decision,
     JitterBuffer,
     JitterStatistics,
+    Packet,
     Play,
     PushResult,
     Recover,
     Silence,
 )
-from echomesh_trio.audio.redundancy import RedundancyError, parse_untrusted
 from echomesh_trio.media import FRAME_SAMPLES, SAMPLE_RATE
 
 DecisionHook = Callable[[Decision, Pcm, float], None]
@@ -39,7 +39,6 @@ class PlayoutStatistics:
     jitter: JitterStatistics
     redundant_recovered: int
     fec_recovered: int
-    invalid_payloads: int
 
 
 class SpeakerPlayout:
@@ -59,7 +58,6 @@ class SpeakerPlayout:
         self._queued = 0
         self._redundant = 0
         self._fec = 0
-        self._invalid = 0
         self._active = False
 
     @property
@@ -71,9 +69,11 @@ class SpeakerPlayout:
         """True while the speaker is talking (for a "who speaks" indicator)."""
         return self._active
 
-    def push(self, seq: int, payload: bytes, now: float) -> PushResult:
-        """Hand one untrusted voice payload (Opus or redundancy-wrapped) to the buffer."""
-        return self._jitter.push(seq, payload, now)
+    def push(
+        self, seq: int, frame: bytes, now: float, *, redundant: Sequence[bytes] = ()
+    ) -> PushResult:
+        """Hand one untrusted voice packet to the buffer (see :meth:`JitterBuffer.push`)."""
+        return self._jitter.push(seq, frame, now, redundant=redundant)
 
     def pull(self, samples: int, now: float) -> Pcm:
         """Return exactly ``samples`` samples for the device block that starts at ``now``."""
@@ -94,7 +94,7 @@ class SpeakerPlayout:
     def _render(self, decision: Decision, needed: int) -> Pcm:
         if isinstance(decision, Play):
             self._active = True
-            return self._decode_primary(decision.payload)
+            return self._decode_primary(decision.packet)
         if isinstance(decision, Recover):
             return self._recover(decision)
         if isinstance(decision, Conceal):
@@ -105,27 +105,18 @@ class SpeakerPlayout:
         self._active = False
         return np.zeros(max(1, needed), dtype=np.int16)
 
-    def _decode_primary(self, payload: bytes) -> Pcm:
-        try:
-            primary, _ = parse_untrusted(payload)
-        except RedundancyError:
-            self._invalid += 1
-            return self._decoder.conceal()
-        return self._decoder.decode(primary)
+    def _decode_primary(self, packet: Packet) -> Pcm:
+        return self._decoder.decode(packet.frame)
 
     def _recover(self, decision: Recover) -> Pcm:
-        try:
-            primary, redundant = parse_untrusted(decision.payload)
-        except RedundancyError:
-            self._invalid += 1
-            return self._decoder.conceal()
-        distance = (decision.source_seq - decision.seq) % (1 << 16)
-        if 1 <= distance <= len(redundant) and redundant[distance - 1]:
+        distance = (decision.source_seq - decision.seq) % self._jitter.modulus
+        copies = decision.packet.redundant
+        if 1 <= distance <= len(copies) and copies[distance - 1]:
             self._redundant += 1
-            return self._decoder.decode(redundant[distance - 1])
+            return self._decoder.decode(copies[distance - 1])
         if distance == 1:
             self._fec += 1
-            return self._decoder.recover(primary)
+            return self._decoder.recover(decision.packet.frame)
         return self._decoder.conceal()
 
     def statistics(self) -> PlayoutStatistics:
@@ -133,5 +124,4 @@ class SpeakerPlayout:
             jitter=self._jitter.statistics(),
             redundant_recovered=self._redundant,
             fec_recovered=self._fec,
-            invalid_payloads=self._invalid,
         )
