@@ -157,6 +157,8 @@ class EchoMeshServer:
             await conn.run(self.service.dispatch, self.settings.idle_timeout)
         finally:
             self._connections.discard(conn)
+            if conn.close_reason is None:
+                conn.close_reason = "server shutdown" if self._shutdown.is_set() else "cancelled"
             if self._shutdown.is_set() and not self._connections:
                 self._drained.set()
             self._per_address[address] -= 1

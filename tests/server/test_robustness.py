@@ -1,0 +1,129 @@
+"""Bad input, slow readers, idle clients and limits: each affects only its own connection."""
+
+from __future__ import annotations
+
+import socket
+import struct
+from pathlib import Path
+
+import trio
+
+from echomesh_trio.client.control import ControlConnection
+from echomesh_trio.protocol import events as ev
+from echomesh_trio.protocol import message_pb2 as pb
+from tests.server.helpers import connect, expect_closed, join, login, make_settings, start_server
+
+
+async def _assert_room_still_works(a: ControlConnection, b: ControlConnection, room: str) -> None:
+    await a.send(ev.SendChat(room, "still here"))
+    assert (await b.receive_until(ev.ChatMessage)).content == "still here"
+
+
+async def test_malformed_frame_closes_only_that_connection(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    _, info = await start_server(nursery, make_settings(tmp_path))
+    alice, bob, mallory = [await login(info, n) for n in ("alice", "bob", "mallory")]
+    for c in (alice, bob, mallory):
+        await join(c, "r", create=c is alice)
+    await mallory.send_raw(struct.pack(">I", 3) + b"\xff\xff\xff")
+    seen = await expect_closed(mallory)
+    errors = [n for n in seen if isinstance(n, ev.ErrorReply)]
+    assert errors and errors[0].code == ev.ErrorCode.MALFORMED_FRAME
+    assert any(
+        isinstance(n, ev.Goodbye) and n.reason == ev.GoodbyeReason.PROTOCOL_ERROR for n in seen
+    )
+    left = await alice.receive_until(ev.MemberLeft)
+    assert left.member.username == "mallory"
+    await _assert_room_still_works(alice, bob, "r")
+
+
+async def test_oversize_frame_and_unknown_type(nursery: trio.Nursery, tmp_path: Path) -> None:
+    _, info = await start_server(nursery, make_settings(tmp_path))
+    big = await connect(info)
+    await big.send_raw(struct.pack(">I", 10_000_000))  # no body needed: the prefix is enough
+    seen = await expect_closed(big)
+    assert [n.code for n in seen if isinstance(n, ev.ErrorReply)] == [ev.ErrorCode.FRAME_TOO_LARGE]
+
+    odd = await connect(info)
+    body = pb.EchoMsg(type=999).SerializeToString()  # type: ignore[arg-type]
+    await odd.send_raw(struct.pack(">I", len(body)) + body)
+    seen = await expect_closed(odd)
+    assert [n.code for n in seen if isinstance(n, ev.ErrorReply)] == [ev.ErrorCode.UNKNOWN_TYPE]
+
+    # The server is unaffected.
+    assert (await (await connect(info)).login("zed", "pw")).ok
+
+
+async def test_slow_reader_is_dropped_and_others_still_receive(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    settings = make_settings(tmp_path, outgoing_queue=64, chat_rate=10_000, chat_burst=10_000)
+    server, info = await start_server(nursery, settings)
+    talker, reader = await login(info, "talker"), await login(info, "reader")
+    await join(talker, "r", create=True)
+    await join(reader, "r")
+    # A client with a tiny receive buffer that never reads after joining.
+    sleeper_sock = trio.socket.socket()
+    sleeper_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    await sleeper_sock.connect(("127.0.0.1", info.port))
+    sleeper = ControlConnection(trio.SocketStream(sleeper_sock))
+    assert (await sleeper.login("sleeper", "pw")).ok
+    await join(sleeper, "r")
+
+    async def drain(conn: ControlConnection) -> None:
+        while True:
+            await conn.receive()
+
+    nursery.start_soon(drain, talker)  # the talker reads its own echoes
+    text = "z" * 4900
+    count = 1500  # 7 MB: more than the kernel buffers (4 MB at most here) and the queue
+
+    async def talk() -> None:
+        for i in range(count):
+            await talker.send(ev.SendChat("r", f"{i}:{text}"))
+
+    nursery.start_soon(talk)
+    received = 0
+    dropped_seen = False
+    with trio.fail_after(20):
+        while received < count or not dropped_seen:
+            n = await reader.receive()
+            if isinstance(n, ev.ChatMessage):
+                received += 1
+            elif isinstance(n, ev.MemberLeft) and n.member.username == "sleeper":
+                dropped_seen = True
+    assert received == count
+    assert server.connection_count == 2
+
+
+async def test_idle_connection_is_closed_with_a_reason(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    _, info = await start_server(nursery, make_settings(tmp_path, idle_timeout=0.3))
+    quiet = await login(info, "quiet")
+    talky = await login(info, "talky")
+    # Pinging keeps a connection alive well past the timeout ...
+    for i in range(6):
+        await talky.send(ev.Ping(nonce=i))
+        assert (await talky.receive_until(ev.Pong)).nonce == i
+        await trio.sleep(0.1)
+    # ... while the silent one was closed, and told why.
+    seen = await expect_closed(quiet)
+    assert any(
+        isinstance(n, ev.Goodbye) and n.reason == ev.GoodbyeReason.IDLE_TIMEOUT for n in seen
+    )
+
+
+async def test_connection_limits(nursery: trio.Nursery, tmp_path: Path) -> None:
+    _, info = await start_server(nursery, make_settings(tmp_path, max_connections_per_address=2))
+    first, second = await login(info, "one"), await login(info, "two")
+    third = await connect(info)
+    seen = await expect_closed(third)
+    assert [n.code for n in seen if isinstance(n, ev.ErrorReply)] == [ev.ErrorCode.SERVER_FULL]
+    assert any(isinstance(n, ev.Goodbye) and n.reason == ev.GoodbyeReason.SERVER_FULL for n in seen)
+    await first.aclose()
+    await trio.sleep(0.1)
+    assert (await (await connect(info)).login("three", "pw")).ok
+    await second.send(ev.Ping(nonce=5))
+    assert (await second.receive_until(ev.Pong)).nonce == 5
