@@ -145,7 +145,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     n = args.users
     relayed_in = server_stats["packets_in"] - n  # minus the hellos
     forwarded = server_stats["packets_out"] - n  # minus the hello-acks (and a few pings)
-    dropped = sum(server_stats["dropped"].values())
+    socket_drops = server_stats["socket_drops"] or 0
+    dropped = sum(server_stats["dropped"].values()) + socket_drops
     cpu = (user1 - user0) + (sys1 - sys0)
     return {
         "users": n,
@@ -167,7 +168,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "max_ms": round(max(latencies), 3) if latencies else None,
         "latency_samples": len(latencies),
         "dropped": dropped,
-        "dropped_by_reason": server_stats["dropped"],
+        "dropped_by_reason": {**server_stats["dropped"], "socket_full": socket_drops},
         "lost": max(0, sent * (ROOM_SIZE - 1) - received),
         "not_read_by_relay": max(0, sent - relayed_in),
         "sender_late_ms_max": round(late_ms, 1),

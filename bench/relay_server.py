@@ -55,6 +55,7 @@ async def serve(args: argparse.Namespace) -> None:
                 "packets_out": s.packets_out,
                 "datagrams_received": s.datagrams_received,
                 "dropped": dict(s.dropped),
+                "socket_drops": s.socket_drops,
             }
         ),
         flush=True,

@@ -54,6 +54,9 @@ class RelayStatistics:
     packets_in: int
     packets_out: int
     dropped: Mapping[str, int] = field(default_factory=_empty)
+    socket_drops: int | None = None
+    """Dropped by the kernel before the relay saw them (receive buffer full); None if the
+    platform does not say (only Linux's /proc/net/udp does) or serve_udp never ran."""
 
     @property
     def dropped_total(self) -> int:
