@@ -140,6 +140,8 @@ class VoiceRelay:
         self._packets_out = 0
         self._dropped = dict.fromkeys(_REASONS, 0)
         self._socket_inode: int | None = None
+        self.udp_port: int | None = None
+        """The bound UDP port while serve_udp runs (what VoiceSetup.udp_port carries)."""
 
     # ---- control plane (called from the control server's tasks) ----
 
@@ -404,13 +406,15 @@ class VoiceRelay:
             sock.bind((host, port))
             self._sendto = sock.sendto
             self._socket_inode = os.fstat(sock.fileno()).st_ino
+            self.udp_port = sock.getsockname()[1]
             try:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._ping_loop)
-                    task_status.started(sock.getsockname()[1])
+                    task_status.started(self.udp_port)
                     await self._drain_loop(sock)
             finally:
                 self._sendto = _no_socket
+                self.udp_port = None
 
     async def _ping_loop(self) -> None:
         while True:

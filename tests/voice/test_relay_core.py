@@ -235,3 +235,18 @@ def test_member_state_unknown_source_errors_are_local() -> None:
     relay = VoiceRelay()
     with pytest.raises(KeyError):
         relay.set_active_room(1, "r")
+
+
+def test_control_adapter_speaks_the_control_services_types() -> None:
+    from echomesh_trio.protocol import events as ev
+    from echomesh_trio.server.service import VoiceControl
+    from echomesh_trio.voice.control import RelayControl
+
+    control: VoiceControl = RelayControl()  # mypy checks the protocol is satisfied
+    setup = control.register(7)
+    assert setup.source_id and len(setup.client_key) == 32 and setup.ping_interval_ms == 5000
+    control.set_active_room(setup.source_id, "r")
+    control.set_transport(setup.source_id, ev.VoiceTransport.TCP_TUNNEL, lambda d: True)
+    report = control.user_report(setup.source_id)
+    assert report.transport == ev.VoiceTransport.TCP_TUNNEL and report.active_room == "r"
+    control.unregister(setup.source_id)
