@@ -39,6 +39,8 @@ SEQ_START = SEQ_MOD - 500
 """Sequence numbers start near the top so every run crosses the 32-bit wrap."""
 
 NAIVE_CAPACITY = 10
+REDUNDANCY_ABOVE = 0.01
+"""Reported loss above which the sender attaches copies of previous frames."""
 
 
 def log(msg: str) -> None:
@@ -131,6 +133,7 @@ def run_profile(
     next_frame = 0
     blocks = int((frames * FRAME_S + 1.0) * SAMPLE_RATE / BLOCK)
     codec_cpu = 0.0
+    copies_on = False
     for b in range(blocks):
         now = b * BLOCK / SAMPLE_RATE
         while next_frame < frames and send_times[next_frame] <= now + 1e-9:
@@ -144,6 +147,7 @@ def run_profile(
             else:
                 sent[k] = True
                 frame, copies = packer.wrap(packet)
+                copies = copies if copies_on else ()
                 for at in by_index.get(k, ()):
                     heapq.heappush(arrivals, (at, k, frame, copies))
             next_frame += 1
@@ -158,8 +162,13 @@ def run_profile(
                 k, pcm = played
                 naive.media[k * FRAME_SAMPLES : (k + 1) * FRAME_SAMPLES] = pcm
                 naive.delays.append(now - send_times[k])
-        if b % 200 == 0:  # receiver reports its loss once a second (RTCP-like)
-            encoder.set_reported_loss(playout.statistics().jitter.loss_estimate)
+        if b % 200 == 0:
+            # The receiver reports its loss once a second (RTCP-like). Above 1 % the sender
+            # attaches copies of previous frames; in-band FEC would then only take bits
+            # from the primary frame, so it is sized for no loss.
+            reported = playout.statistics().jitter.loss_estimate
+            copies_on = bool(redundancy) and reported >= REDUNDANCY_ABOVE
+            encoder.set_reported_loss(0.0 if copies_on else reported)
 
     stats = playout.statistics().jitter
     ours.late = stats.late
@@ -232,7 +241,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=90.0, help="speech to synthesize")
     parser.add_argument("--wav", type=Path, help="use this speech instead of espeak-ng")
     parser.add_argument("--bitrate", type=int, default=32_000)
-    parser.add_argument("--redundancy", type=int, default=0, help="previous frames per packet")
+    parser.add_argument(
+        "--redundancy", type=int, default=1, help="previous frames per packet when loss is reported"
+    )
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.profiles.split(",") if n.strip()]
     unknown = [n for n in names if n not in PROFILES]

@@ -180,6 +180,7 @@ class JitterBuffer:
         self._conceal_run = 0
         self._loss = 0.0
         self._lookahead = False
+        self._copies = 1
         # counters
         self._received = 0
         self._played = 0
@@ -209,6 +210,10 @@ class JitterBuffer:
         ext = self._extend(seq)
         if self._last is not None and ext <= self._last and self._should_resync(now):
             ext = self._resync(seq)
+        elif self._last is not None and ext - self._last >= self._half:
+            # So far ahead that it could be mistaken for an old packet: not voice.
+            self._dropped += 1
+            return PushResult.DROPPED
         self._last_push = now
         if self._last is not None and ext <= self._last:
             if ext in self._seen:
@@ -223,11 +228,9 @@ class JitterBuffer:
             self._duplicates += 1
             return PushResult.DUPLICATE
         self._late_run = 0
-        self._count_loss(ext)
-        if self._ref is None or ext > self._ref:
-            self._ref = ext
-        self._observe(ext, now)
         self._packets[ext] = Packet(bytes(frame), tuple(bytes(r) for r in redundant))
+        # Look ahead as many frames as the sender's copies can rebuild (FEC: one).
+        self._copies = max(1, sum(1 for r in redundant if r)) if self._fec or redundant else 0
         if len(self._packets) > self._capacity:
             # Overflow: keep the frames needed soonest, drop the furthest in the future.
             newest = max(self._packets)
@@ -235,6 +238,10 @@ class JitterBuffer:
             self._dropped += 1
             if newest == ext:
                 return PushResult.DROPPED
+        self._count_loss(ext)
+        if self._ref is None or ext > self._ref:
+            self._ref = ext
+        self._observe(ext, now)
         return PushResult.BUFFERED
 
     def _count_loss(self, ext: int) -> None:
@@ -276,9 +283,9 @@ class JitterBuffer:
         self._next = None
         self._late_run = 0
         self._est.reset_base()
-        ext = self._last + 1
+        # The first number after the last frame played that is congruent with ``seq``.
+        ext = self._last + 1 + (seq - self._last - 1) % self._modulus
         self._ref = ext
-        del seq  # the raw number only matters relative to the packets that follow
         return ext
 
     def _observe(self, ext: int, now: float) -> None:
@@ -300,7 +307,8 @@ class JitterBuffer:
     @property
     def target_delay(self) -> float:
         """Delay above the fastest path that frames are scheduled at, FEC look-ahead included."""
-        return self._est.target + SAFETY_MARGIN_S + (FRAME_S if self._lookahead else 0.0)
+        lookahead = self._copies if self._lookahead else 0
+        return self._est.target + SAFETY_MARGIN_S + lookahead * FRAME_S
 
     def _due(self, ext: int) -> float:
         base = self._est.base
