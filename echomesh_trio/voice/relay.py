@@ -140,6 +140,7 @@ class VoiceRelay:
         self._packets_out = 0
         self._dropped = dict.fromkeys(_REASONS, 0)
         self._socket_inode: int | None = None
+        self._socket_drops_at_close: int | None = None
         self.udp_port: int | None = None
         """The bound UDP port while serve_udp runs (what VoiceSetup.udp_port carries)."""
 
@@ -221,7 +222,11 @@ class VoiceRelay:
             packets_in=self._packets_in,
             packets_out=self._packets_out,
             dropped=MappingProxyType({k: v for k, v in self._dropped.items() if v}),
-            socket_drops=_kernel_drops(self._socket_inode),
+            socket_drops=(
+                self._socket_drops_at_close
+                if self._socket_inode is None
+                else _kernel_drops(self._socket_inode)
+            ),
         )
 
     def source_ids(self) -> Iterable[int]:
@@ -415,6 +420,8 @@ class VoiceRelay:
             finally:
                 self._sendto = _no_socket
                 self.udp_port = None
+                self._socket_drops_at_close = _kernel_drops(self._socket_inode)
+                self._socket_inode = None
 
     async def _ping_loop(self) -> None:
         while True:
