@@ -217,9 +217,10 @@ class WavFileOutput:
 
     def __init__(self, path: str | Path) -> None:
         try:
-            self._wav = wave.open(str(path), "wb")  # noqa: SIM115 (closed by close())
+            self._file = open(path, "wb")  # noqa: SIM115 (closed by close())
         except OSError as exc:
             raise AudioDeviceError(f"cannot write WAV file {path}: {exc}") from exc
+        self._wav = wave.open(self._file, "wb")  # noqa: SIM115 (closed by close())
         self._wav.setnchannels(CHANNELS)
         self._wav.setsampwidth(2)
         self._wav.setframerate(SAMPLE_RATE)
@@ -238,6 +239,7 @@ class WavFileOutput:
         if not self._closed:
             self._closed = True
             self._wav.close()
+            self._file.close()
 
 
 # -- sound cards -------------------------------------------------------------------------

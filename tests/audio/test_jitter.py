@@ -97,7 +97,7 @@ def test_redundant_copy_allows_recovery_across_a_gap_of_two() -> None:
     jb = JitterBuffer()
     jb.push(0, b"p0", 0.0)
     jb.push(3, b"p3", 0.06, redundant=(b"p2", b"p1"))
-    d, now = run_until_play(jb, 0.0)
+    _, now = run_until_play(jb, 0.0)
     d = jb.pop(now + F)
     assert isinstance(d, Recover) and (d.seq, d.source_seq) == (1, 3)
 
@@ -105,7 +105,7 @@ def test_redundant_copy_allows_recovery_across_a_gap_of_two() -> None:
 def test_idle_speaker_gives_silence_after_a_short_concealment() -> None:
     jb = JitterBuffer()
     jb.push(0, b"a", 0.0)
-    d, now = run_until_play(jb, 0.0)
+    _, now = run_until_play(jb, 0.0)
     kinds = [type(jb.pop(now + i * F)).__name__ for i in range(1, 8)]
     assert kinds[:3] == ["Conceal"] * 3
     assert set(kinds[3:]) == {"Silence"}
