@@ -104,8 +104,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 async def _run(settings: Settings) -> None:
     from echomesh_trio.server.app import EchoMeshServer, run_until_signalled
+    from echomesh_trio.voice.control import RelayControl
 
-    await run_until_signalled(EchoMeshServer(settings, voice=None))
+    await run_until_signalled(EchoMeshServer(settings, voice=RelayControl()))
 
 
 if __name__ == "__main__":

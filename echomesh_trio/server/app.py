@@ -41,6 +41,8 @@ class ServerInfo:
 
 class EchoMeshServer:
     def __init__(self, settings: Settings, voice: VoiceControl | None = None) -> None:
+        """``voice`` is the relay as the control plane sees it (``RelayControl``); None
+        serves text only."""
         self.settings = settings
         self.voice = voice
         self._connections: set[Connection] = set()
@@ -79,13 +81,14 @@ class EchoMeshServer:
             listeners = await trio.open_tcp_listeners(settings.port, host=settings.host)
             port = listeners[0].socket.getsockname()[1]
             async with trio.open_nursery() as connections:
-                connections.start_soon(self._accept, listeners, connections)
+                # The relay is bound before the first client can log in and ask for it.
                 udp_port = 0
                 start_voice = getattr(self.voice, "serve_udp", None)
                 if start_voice is not None:
                     udp_port = await connections.start(
                         start_voice, settings.host, settings.udp_port or port
                     )
+                connections.start_soon(self._accept, listeners, connections)
                 info = ServerInfo(
                     settings.host, port, udp_port, self._ssl is not None, fp, cert_path
                 )

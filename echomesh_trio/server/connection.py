@@ -58,6 +58,20 @@ class Connection:
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             pass
 
+    def offer_frame_nowait(self, frame: bytes) -> bool:
+        """Queue a frame that may be dropped (tunnelled voice); False if it was.
+
+        Droppable traffic may use only three quarters of the queue, so that it can never
+        be what makes a client look like a slow reader to the chat that follows it.
+        """
+        if self.close_reason is not None:
+            return False
+        stats = self._out_send.statistics()
+        if stats.current_buffer_used >= stats.max_buffer_size * 3 // 4:
+            return False
+        self.send_frame_nowait(frame)
+        return True
+
     def send_nowait(self, notice: ev.ServerNotice, request_id: int = 0) -> None:
         self.send_frame_nowait(notice_frame(notice, request_id))
 

@@ -335,9 +335,10 @@ class ControlService:
         if newly:
             others = [s for s in self.registry.members(room) if s is not session]
             self._broadcast(others, notice_frame(ev.MemberJoined(room, session.member())))
-            self._set_voice_room(session, room)
         members = tuple(s.member() for s in self.registry.members(room))
         conn.send_nowait(ev.RoomSnapshot(room, members), request_id)
+        if newly:  # the room joined last becomes the active voice room
+            self._set_voice_room(session, room)
         history = await self.store.run(
             self.store.db.recent_chat, room, self.settings.history_on_join
         )
@@ -481,10 +482,7 @@ def _tunnel_sender(conn: Connection) -> Callable[[bytes], bool]:
     """A non-blocking way for the relay to push datagrams down this control connection."""
 
     def send(datagram: bytes) -> bool:
-        if conn.closing:
-            return False
-        conn.send_frame_nowait(notice_frame(ev.VoiceDatagram(datagram)))
-        return not conn.closing
+        return conn.offer_frame_nowait(notice_frame(ev.VoiceDatagram(datagram)))
 
     return send
 
