@@ -4,90 +4,93 @@
 # source: message.proto
 # Protobuf Python Version: 7.35.1
 """Generated protocol buffer code."""
-
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import descriptor_pool as _descriptor_pool
 from google.protobuf import runtime_version as _runtime_version
 from google.protobuf import symbol_database as _symbol_database
 from google.protobuf.internal import builder as _builder
-
 _runtime_version.ValidateProtobufRuntimeVersion(
-    _runtime_version.Domain.PUBLIC, 7, 35, 1, "", "message.proto"
+    _runtime_version.Domain.PUBLIC,
+    7,
+    35,
+    1,
+    '',
+    'message.proto'
 )
 # @@protoc_insertion_point(imports)
 
 _sym_db = _symbol_database.Default()
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(
-    b'\n\rmessage.proto\x12\x08\x65\x63homesh"G\n\x0cLoginRequest\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x13\n\x0b\x63lient_name\x18\x03 \x01(\t"p\n\rLoginResponse\x12\x13\n\x0bstatus_code\x18\x01 \x01(\x05\x12\x0f\n\x07user_id\x18\x02 \x01(\x03\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x10\n\x08username\x18\x04 \x01(\t\x12\x16\n\x0eserver_version\x18\x05 \x01(\t"\x8f\x01\n\x07\x43hatMsg\x12\x0f\n\x07user_id\x18\x01 \x01(\x03\x12\x0f\n\x07room_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x03 \x01(\t\x12\x12\n\nmessage_id\x18\x04 \x01(\x03\x12\x14\n\x0ctimestamp_ms\x18\x05 \x01(\x03\x12\x15\n\rclient_msg_id\x18\x06 \x01(\t\x12\x10\n\x08username\x18\x07 \x01(\t"]\n\nRoomAction\x12-\n\x0b\x61\x63tion_type\x18\x01 \x01(\x0e\x32\x18.echomesh.RoomActionType\x12\x0f\n\x07room_id\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\x03"R\n\x05\x45rror\x12!\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x13.echomesh.ErrorCode\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x15\n\rretry_after_s\x18\x03 \x01(\x01">\n\x06Member\x12\x0f\n\x07user_id\x18\x01 \x01(\x03\x12\x10\n\x08username\x18\x02 \x01(\t\x12\x11\n\tsource_id\x18\x03 \x01(\r"e\n\tRoomEvent\x12%\n\x04kind\x18\x01 \x01(\x0e\x32\x17.echomesh.RoomEventKind\x12\x0f\n\x07room_id\x18\x02 \x01(\t\x12 \n\x06member\x18\x03 \x01(\x0b\x32\x10.echomesh.Member"?\n\tRoomState\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12!\n\x07members\x18\x02 \x03(\x0b\x32\x10.echomesh.Member"1\n\x08RoomInfo\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x14\n\x0cmember_count\x18\x02 \x01(\r"-\n\x08RoomList\x12!\n\x05rooms\x18\x01 \x03(\x0b\x32\x12.echomesh.RoomInfo"?\n\x07History\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12#\n\x08messages\x18\x02 \x03(\x0b\x32\x11.echomesh.ChatMsg"\xc4\x01\n\tDirectMsg\x12\x14\n\x0c\x66rom_user_id\x18\x01 \x01(\x03\x12\x15\n\rfrom_username\x18\x02 \x01(\t\x12\x12\n\nto_user_id\x18\x03 \x01(\x03\x12\x13\n\x0bto_username\x18\x04 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x05 \x01(\t\x12\x12\n\nmessage_id\x18\x06 \x01(\x03\x12\x14\n\x0ctimestamp_ms\x18\x07 \x01(\x03\x12\x15\n\rclient_msg_id\x18\x08 \x01(\t\x12\x0f\n\x07offline\x18\t \x01(\x08"L\n\x06Typing\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\x03\x12\x0e\n\x06\x61\x63tive\x18\x03 \x01(\x08\x12\x10\n\x08username\x18\x04 \x01(\t"0\n\x0cPresenceList\x12 \n\x06online\x18\x01 \x03(\x0b\x32\x10.echomesh.Member"A\n\rPresenceEvent\x12 \n\x06member\x18\x01 \x01(\x0b\x32\x10.echomesh.Member\x12\x0e\n\x06online\x18\x02 \x01(\x08"&\n\x04Ping\x12\r\n\x05nonce\x18\x01 \x01(\x04\x12\x0f\n\x07sent_ms\x18\x02 \x01(\x03"C\n\x07Goodbye\x12\'\n\x06reason\x18\x01 \x01(\x0e\x32\x17.echomesh.GoodbyeReason\x12\x0f\n\x07message\x18\x02 \x01(\t"\x83\x01\n\nVoiceSetup\x12\x10\n\x08udp_port\x18\x01 \x01(\r\x12\x11\n\tsource_id\x18\x02 \x01(\r\x12\x12\n\nclient_key\x18\x03 \x01(\x0c\x12\x12\n\nserver_key\x18\x04 \x01(\x0c\x12\x18\n\x10ping_interval_ms\x18\x05 \x01(\r\x12\x0e\n\x06\x63ipher\x18\x06 \x01(\t""\n\x0fVoiceActiveRoom\x12\x0f\n\x07room_id\x18\x01 \x01(\t"\x1f\n\x0bVoiceTunnel\x12\x10\n\x08\x64\x61tagram\x18\x01 \x01(\x0c"C\n\x14VoiceTransportChoice\x12+\n\ttransport\x18\x01 \x01(\x0e\x32\x18.echomesh.VoiceTransport"\xeb\x01\n\nVoiceStats\x12\x12\n\npackets_in\x18\x01 \x01(\x04\x12\x13\n\x0bpackets_out\x18\x02 \x01(\x04\x12\x32\n\x07\x64ropped\x18\x03 \x03(\x0b\x32!.echomesh.VoiceStats.DroppedEntry\x12\x0e\n\x06rtt_ms\x18\x04 \x01(\x01\x12+\n\ttransport\x18\x05 \x01(\x0e\x32\x18.echomesh.VoiceTransport\x12\x13\n\x0b\x61\x63tive_room\x18\x06 \x01(\t\x1a.\n\x0c\x44roppedEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01"\x8a\x07\n\x07\x45\x63hoMsg\x12\x1f\n\x04type\x18\x01 \x01(\x0e\x32\x11.echomesh.MsgType\x12\x12\n\nrequest_id\x18\x02 \x01(\r\x12-\n\rlogin_request\x18\n \x01(\x0b\x32\x16.echomesh.LoginRequest\x12/\n\x0elogin_response\x18\x0b \x01(\x0b\x32\x17.echomesh.LoginResponse\x12#\n\x08\x63hat_msg\x18\x0c \x01(\x0b\x32\x11.echomesh.ChatMsg\x12)\n\x0broom_action\x18\r \x01(\x0b\x32\x14.echomesh.RoomAction\x12\x1e\n\x05\x65rror\x18\x0e \x01(\x0b\x32\x0f.echomesh.Error\x12\'\n\nroom_event\x18\x0f \x01(\x0b\x32\x13.echomesh.RoomEvent\x12%\n\troom_list\x18\x10 \x01(\x0b\x32\x12.echomesh.RoomList\x12"\n\x07history\x18\x11 \x01(\x0b\x32\x11.echomesh.History\x12\'\n\ndirect_msg\x18\x12 \x01(\x0b\x32\x13.echomesh.DirectMsg\x12 \n\x06typing\x18\x13 \x01(\x0b\x32\x10.echomesh.Typing\x12-\n\rpresence_list\x18\x14 \x01(\x0b\x32\x16.echomesh.PresenceList\x12/\n\x0epresence_event\x18\x15 \x01(\x0b\x32\x17.echomesh.PresenceEvent\x12\x1c\n\x04ping\x18\x16 \x01(\x0b\x32\x0e.echomesh.Ping\x12"\n\x07goodbye\x18\x17 \x01(\x0b\x32\x11.echomesh.Goodbye\x12\'\n\nroom_state\x18\x18 \x01(\x0b\x32\x13.echomesh.RoomState\x12)\n\x0bvoice_setup\x18\x1e \x01(\x0b\x32\x14.echomesh.VoiceSetup\x12\x34\n\x11voice_active_room\x18\x1f \x01(\x0b\x32\x19.echomesh.VoiceActiveRoom\x12+\n\x0cvoice_tunnel\x18  \x01(\x0b\x32\x15.echomesh.VoiceTunnel\x12)\n\x0bvoice_stats\x18! \x01(\x0b\x32\x14.echomesh.VoiceStats\x12\x37\n\x0fvoice_transport\x18" \x01(\x0b\x32\x1e.echomesh.VoiceTransportChoice*\xf8\x03\n\x07MsgType\x12\x0e\n\nMT_UNKNOWN\x10\x00\x12\x14\n\x10MT_LOGIN_REQUEST\x10\x01\x12\x15\n\x11MT_LOGIN_RESPONSE\x10\x02\x12\x0f\n\x0bMT_CHAT_MSG\x10\x03\x12\x12\n\x0eMT_ROOM_ACTION\x10\x04\x12\x0c\n\x08MT_ERROR\x10\n\x12\x11\n\rMT_ROOM_EVENT\x10\x0b\x12\x18\n\x14MT_ROOM_LIST_REQUEST\x10\x0c\x12\x10\n\x0cMT_ROOM_LIST\x10\r\x12\x0e\n\nMT_HISTORY\x10\x0e\x12\x11\n\rMT_DIRECT_MSG\x10\x0f\x12\r\n\tMT_TYPING\x10\x10\x12\x17\n\x13MT_PRESENCE_REQUEST\x10\x11\x12\x14\n\x10MT_PRESENCE_LIST\x10\x12\x12\x15\n\x11MT_PRESENCE_EVENT\x10\x13\x12\x0b\n\x07MT_PING\x10\x14\x12\x0b\n\x07MT_PONG\x10\x15\x12\x0e\n\nMT_GOODBYE\x10\x16\x12\x11\n\rMT_ROOM_STATE\x10\x17\x12\x12\n\x0eMT_VOICE_SETUP\x10\x1e\x12\x18\n\x14MT_VOICE_ACTIVE_ROOM\x10\x1f\x12\x13\n\x0fMT_VOICE_TUNNEL\x10 \x12\x1a\n\x16MT_VOICE_STATS_REQUEST\x10!\x12\x12\n\x0eMT_VOICE_STATS\x10"\x12\x16\n\x12MT_VOICE_TRANSPORT\x10#*J\n\x0eRoomActionType\x12\x0e\n\nRA_UNKNOWN\x10\x00\x12\r\n\tRA_CREATE\x10\x01\x12\x0b\n\x07RA_JOIN\x10\x02\x12\x0c\n\x08RA_LEAVE\x10\x03*\xe3\x02\n\tErrorCode\x12\x0c\n\x08\x45RR_NONE\x10\x00\x12\x13\n\x0f\x45RR_BAD_REQUEST\x10\x01\x12\x15\n\x11\x45RR_NOT_LOGGED_IN\x10\x02\x12\x19\n\x15\x45RR_ALREADY_LOGGED_IN\x10\x03\x12\x14\n\x10\x45RR_UNKNOWN_ROOM\x10\x04\x12\x13\n\x0f\x45RR_ROOM_EXISTS\x10\x05\x12\x13\n\x0f\x45RR_NOT_IN_ROOM\x10\x06\x12\x10\n\x0c\x45RR_TOO_LONG\x10\x07\x12\x14\n\x10\x45RR_RATE_LIMITED\x10\x08\x12\x14\n\x10\x45RR_UNKNOWN_USER\x10\t\x12\x14\n\x10\x45RR_INVALID_NAME\x10\n\x12\x17\n\x13\x45RR_MALFORMED_FRAME\x10\x0b\x12\x17\n\x13\x45RR_FRAME_TOO_LARGE\x10\x0c\x12\x14\n\x10\x45RR_UNKNOWN_TYPE\x10\r\x12\x13\n\x0f\x45RR_SERVER_FULL\x10\x0e\x12\x10\n\x0c\x45RR_INTERNAL\x10\x0f*\x95\x01\n\rGoodbyeReason\x12\x0e\n\nGB_UNKNOWN\x10\x00\x12\x0f\n\x0bGB_REPLACED\x10\x01\x12\x0f\n\x0bGB_SHUTDOWN\x10\x02\x12\x13\n\x0fGB_IDLE_TIMEOUT\x10\x03\x12\x15\n\x11GB_PROTOCOL_ERROR\x10\x04\x12\x12\n\x0eGB_SLOW_READER\x10\x05\x12\x12\n\x0eGB_SERVER_FULL\x10\x06*;\n\rRoomEventKind\x12\x0e\n\nRE_UNKNOWN\x10\x00\x12\r\n\tRE_JOINED\x10\x01\x12\x0b\n\x07RE_LEFT\x10\x02*?\n\x0eVoiceTransport\x12\x0e\n\nVT_UNKNOWN\x10\x00\x12\n\n\x06VT_UDP\x10\x01\x12\x11\n\rVT_TCP_TUNNEL\x10\x02\x62\x06proto3'
-)
+
+
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\rmessage.proto\x12\x08\x65\x63homesh\"G\n\x0cLoginRequest\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x13\n\x0b\x63lient_name\x18\x03 \x01(\t\"p\n\rLoginResponse\x12\x13\n\x0bstatus_code\x18\x01 \x01(\x05\x12\x0f\n\x07user_id\x18\x02 \x01(\x03\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x10\n\x08username\x18\x04 \x01(\t\x12\x16\n\x0eserver_version\x18\x05 \x01(\t\"\x8f\x01\n\x07\x43hatMsg\x12\x0f\n\x07user_id\x18\x01 \x01(\x03\x12\x0f\n\x07room_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x03 \x01(\t\x12\x12\n\nmessage_id\x18\x04 \x01(\x03\x12\x14\n\x0ctimestamp_ms\x18\x05 \x01(\x03\x12\x15\n\rclient_msg_id\x18\x06 \x01(\t\x12\x10\n\x08username\x18\x07 \x01(\t\"]\n\nRoomAction\x12-\n\x0b\x61\x63tion_type\x18\x01 \x01(\x0e\x32\x18.echomesh.RoomActionType\x12\x0f\n\x07room_id\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\x03\"R\n\x05\x45rror\x12!\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x13.echomesh.ErrorCode\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x15\n\rretry_after_s\x18\x03 \x01(\x01\">\n\x06Member\x12\x0f\n\x07user_id\x18\x01 \x01(\x03\x12\x10\n\x08username\x18\x02 \x01(\t\x12\x11\n\tsource_id\x18\x03 \x01(\r\"e\n\tRoomEvent\x12%\n\x04kind\x18\x01 \x01(\x0e\x32\x17.echomesh.RoomEventKind\x12\x0f\n\x07room_id\x18\x02 \x01(\t\x12 \n\x06member\x18\x03 \x01(\x0b\x32\x10.echomesh.Member\"?\n\tRoomState\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12!\n\x07members\x18\x02 \x03(\x0b\x32\x10.echomesh.Member\"1\n\x08RoomInfo\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x14\n\x0cmember_count\x18\x02 \x01(\r\"-\n\x08RoomList\x12!\n\x05rooms\x18\x01 \x03(\x0b\x32\x12.echomesh.RoomInfo\"?\n\x07History\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12#\n\x08messages\x18\x02 \x03(\x0b\x32\x11.echomesh.ChatMsg\"\xc4\x01\n\tDirectMsg\x12\x14\n\x0c\x66rom_user_id\x18\x01 \x01(\x03\x12\x15\n\rfrom_username\x18\x02 \x01(\t\x12\x12\n\nto_user_id\x18\x03 \x01(\x03\x12\x13\n\x0bto_username\x18\x04 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x05 \x01(\t\x12\x12\n\nmessage_id\x18\x06 \x01(\x03\x12\x14\n\x0ctimestamp_ms\x18\x07 \x01(\x03\x12\x15\n\rclient_msg_id\x18\x08 \x01(\t\x12\x0f\n\x07offline\x18\t \x01(\x08\"L\n\x06Typing\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\x03\x12\x0e\n\x06\x61\x63tive\x18\x03 \x01(\x08\x12\x10\n\x08username\x18\x04 \x01(\t\"0\n\x0cPresenceList\x12 \n\x06online\x18\x01 \x03(\x0b\x32\x10.echomesh.Member\"A\n\rPresenceEvent\x12 \n\x06member\x18\x01 \x01(\x0b\x32\x10.echomesh.Member\x12\x0e\n\x06online\x18\x02 \x01(\x08\"&\n\x04Ping\x12\r\n\x05nonce\x18\x01 \x01(\x04\x12\x0f\n\x07sent_ms\x18\x02 \x01(\x03\"C\n\x07Goodbye\x12\'\n\x06reason\x18\x01 \x01(\x0e\x32\x17.echomesh.GoodbyeReason\x12\x0f\n\x07message\x18\x02 \x01(\t\"\x83\x01\n\nVoiceSetup\x12\x10\n\x08udp_port\x18\x01 \x01(\r\x12\x11\n\tsource_id\x18\x02 \x01(\r\x12\x12\n\nclient_key\x18\x03 \x01(\x0c\x12\x12\n\nserver_key\x18\x04 \x01(\x0c\x12\x18\n\x10ping_interval_ms\x18\x05 \x01(\r\x12\x0e\n\x06\x63ipher\x18\x06 \x01(\t\"\"\n\x0fVoiceActiveRoom\x12\x0f\n\x07room_id\x18\x01 \x01(\t\"\x1f\n\x0bVoiceTunnel\x12\x10\n\x08\x64\x61tagram\x18\x01 \x01(\x0c\"C\n\x14VoiceTransportChoice\x12+\n\ttransport\x18\x01 \x01(\x0e\x32\x18.echomesh.VoiceTransport\"\xeb\x01\n\nVoiceStats\x12\x12\n\npackets_in\x18\x01 \x01(\x04\x12\x13\n\x0bpackets_out\x18\x02 \x01(\x04\x12\x32\n\x07\x64ropped\x18\x03 \x03(\x0b\x32!.echomesh.VoiceStats.DroppedEntry\x12\x0e\n\x06rtt_ms\x18\x04 \x01(\x01\x12+\n\ttransport\x18\x05 \x01(\x0e\x32\x18.echomesh.VoiceTransport\x12\x13\n\x0b\x61\x63tive_room\x18\x06 \x01(\t\x1a.\n\x0c\x44roppedEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"\x8a\x07\n\x07\x45\x63hoMsg\x12\x1f\n\x04type\x18\x01 \x01(\x0e\x32\x11.echomesh.MsgType\x12\x12\n\nrequest_id\x18\x02 \x01(\r\x12-\n\rlogin_request\x18\n \x01(\x0b\x32\x16.echomesh.LoginRequest\x12/\n\x0elogin_response\x18\x0b \x01(\x0b\x32\x17.echomesh.LoginResponse\x12#\n\x08\x63hat_msg\x18\x0c \x01(\x0b\x32\x11.echomesh.ChatMsg\x12)\n\x0broom_action\x18\r \x01(\x0b\x32\x14.echomesh.RoomAction\x12\x1e\n\x05\x65rror\x18\x0e \x01(\x0b\x32\x0f.echomesh.Error\x12\'\n\nroom_event\x18\x0f \x01(\x0b\x32\x13.echomesh.RoomEvent\x12%\n\troom_list\x18\x10 \x01(\x0b\x32\x12.echomesh.RoomList\x12\"\n\x07history\x18\x11 \x01(\x0b\x32\x11.echomesh.History\x12\'\n\ndirect_msg\x18\x12 \x01(\x0b\x32\x13.echomesh.DirectMsg\x12 \n\x06typing\x18\x13 \x01(\x0b\x32\x10.echomesh.Typing\x12-\n\rpresence_list\x18\x14 \x01(\x0b\x32\x16.echomesh.PresenceList\x12/\n\x0epresence_event\x18\x15 \x01(\x0b\x32\x17.echomesh.PresenceEvent\x12\x1c\n\x04ping\x18\x16 \x01(\x0b\x32\x0e.echomesh.Ping\x12\"\n\x07goodbye\x18\x17 \x01(\x0b\x32\x11.echomesh.Goodbye\x12\'\n\nroom_state\x18\x18 \x01(\x0b\x32\x13.echomesh.RoomState\x12)\n\x0bvoice_setup\x18\x1e \x01(\x0b\x32\x14.echomesh.VoiceSetup\x12\x34\n\x11voice_active_room\x18\x1f \x01(\x0b\x32\x19.echomesh.VoiceActiveRoom\x12+\n\x0cvoice_tunnel\x18  \x01(\x0b\x32\x15.echomesh.VoiceTunnel\x12)\n\x0bvoice_stats\x18! \x01(\x0b\x32\x14.echomesh.VoiceStats\x12\x37\n\x0fvoice_transport\x18\" \x01(\x0b\x32\x1e.echomesh.VoiceTransportChoice*\xf8\x03\n\x07MsgType\x12\x0e\n\nMT_UNKNOWN\x10\x00\x12\x14\n\x10MT_LOGIN_REQUEST\x10\x01\x12\x15\n\x11MT_LOGIN_RESPONSE\x10\x02\x12\x0f\n\x0bMT_CHAT_MSG\x10\x03\x12\x12\n\x0eMT_ROOM_ACTION\x10\x04\x12\x0c\n\x08MT_ERROR\x10\n\x12\x11\n\rMT_ROOM_EVENT\x10\x0b\x12\x18\n\x14MT_ROOM_LIST_REQUEST\x10\x0c\x12\x10\n\x0cMT_ROOM_LIST\x10\r\x12\x0e\n\nMT_HISTORY\x10\x0e\x12\x11\n\rMT_DIRECT_MSG\x10\x0f\x12\r\n\tMT_TYPING\x10\x10\x12\x17\n\x13MT_PRESENCE_REQUEST\x10\x11\x12\x14\n\x10MT_PRESENCE_LIST\x10\x12\x12\x15\n\x11MT_PRESENCE_EVENT\x10\x13\x12\x0b\n\x07MT_PING\x10\x14\x12\x0b\n\x07MT_PONG\x10\x15\x12\x0e\n\nMT_GOODBYE\x10\x16\x12\x11\n\rMT_ROOM_STATE\x10\x17\x12\x12\n\x0eMT_VOICE_SETUP\x10\x1e\x12\x18\n\x14MT_VOICE_ACTIVE_ROOM\x10\x1f\x12\x13\n\x0fMT_VOICE_TUNNEL\x10 \x12\x1a\n\x16MT_VOICE_STATS_REQUEST\x10!\x12\x12\n\x0eMT_VOICE_STATS\x10\"\x12\x16\n\x12MT_VOICE_TRANSPORT\x10#*J\n\x0eRoomActionType\x12\x0e\n\nRA_UNKNOWN\x10\x00\x12\r\n\tRA_CREATE\x10\x01\x12\x0b\n\x07RA_JOIN\x10\x02\x12\x0c\n\x08RA_LEAVE\x10\x03*\xe3\x02\n\tErrorCode\x12\x0c\n\x08\x45RR_NONE\x10\x00\x12\x13\n\x0f\x45RR_BAD_REQUEST\x10\x01\x12\x15\n\x11\x45RR_NOT_LOGGED_IN\x10\x02\x12\x19\n\x15\x45RR_ALREADY_LOGGED_IN\x10\x03\x12\x14\n\x10\x45RR_UNKNOWN_ROOM\x10\x04\x12\x13\n\x0f\x45RR_ROOM_EXISTS\x10\x05\x12\x13\n\x0f\x45RR_NOT_IN_ROOM\x10\x06\x12\x10\n\x0c\x45RR_TOO_LONG\x10\x07\x12\x14\n\x10\x45RR_RATE_LIMITED\x10\x08\x12\x14\n\x10\x45RR_UNKNOWN_USER\x10\t\x12\x14\n\x10\x45RR_INVALID_NAME\x10\n\x12\x17\n\x13\x45RR_MALFORMED_FRAME\x10\x0b\x12\x17\n\x13\x45RR_FRAME_TOO_LARGE\x10\x0c\x12\x14\n\x10\x45RR_UNKNOWN_TYPE\x10\r\x12\x13\n\x0f\x45RR_SERVER_FULL\x10\x0e\x12\x10\n\x0c\x45RR_INTERNAL\x10\x0f*\x95\x01\n\rGoodbyeReason\x12\x0e\n\nGB_UNKNOWN\x10\x00\x12\x0f\n\x0bGB_REPLACED\x10\x01\x12\x0f\n\x0bGB_SHUTDOWN\x10\x02\x12\x13\n\x0fGB_IDLE_TIMEOUT\x10\x03\x12\x15\n\x11GB_PROTOCOL_ERROR\x10\x04\x12\x12\n\x0eGB_SLOW_READER\x10\x05\x12\x12\n\x0eGB_SERVER_FULL\x10\x06*;\n\rRoomEventKind\x12\x0e\n\nRE_UNKNOWN\x10\x00\x12\r\n\tRE_JOINED\x10\x01\x12\x0b\n\x07RE_LEFT\x10\x02*?\n\x0eVoiceTransport\x12\x0e\n\nVT_UNKNOWN\x10\x00\x12\n\n\x06VT_UDP\x10\x01\x12\x11\n\rVT_TCP_TUNNEL\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
-_builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, "message_pb2", _globals)
+_builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'message_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-    DESCRIPTOR._loaded_options = None
-    _globals["_VOICESTATS_DROPPEDENTRY"]._loaded_options = None
-    _globals["_VOICESTATS_DROPPEDENTRY"]._serialized_options = b"8\001"
-    _globals["_MSGTYPE"]._serialized_start = 2857
-    _globals["_MSGTYPE"]._serialized_end = 3361
-    _globals["_ROOMACTIONTYPE"]._serialized_start = 3363
-    _globals["_ROOMACTIONTYPE"]._serialized_end = 3437
-    _globals["_ERRORCODE"]._serialized_start = 3440
-    _globals["_ERRORCODE"]._serialized_end = 3795
-    _globals["_GOODBYEREASON"]._serialized_start = 3798
-    _globals["_GOODBYEREASON"]._serialized_end = 3947
-    _globals["_ROOMEVENTKIND"]._serialized_start = 3949
-    _globals["_ROOMEVENTKIND"]._serialized_end = 4008
-    _globals["_VOICETRANSPORT"]._serialized_start = 4010
-    _globals["_VOICETRANSPORT"]._serialized_end = 4073
-    _globals["_LOGINREQUEST"]._serialized_start = 27
-    _globals["_LOGINREQUEST"]._serialized_end = 98
-    _globals["_LOGINRESPONSE"]._serialized_start = 100
-    _globals["_LOGINRESPONSE"]._serialized_end = 212
-    _globals["_CHATMSG"]._serialized_start = 215
-    _globals["_CHATMSG"]._serialized_end = 358
-    _globals["_ROOMACTION"]._serialized_start = 360
-    _globals["_ROOMACTION"]._serialized_end = 453
-    _globals["_ERROR"]._serialized_start = 455
-    _globals["_ERROR"]._serialized_end = 537
-    _globals["_MEMBER"]._serialized_start = 539
-    _globals["_MEMBER"]._serialized_end = 601
-    _globals["_ROOMEVENT"]._serialized_start = 603
-    _globals["_ROOMEVENT"]._serialized_end = 704
-    _globals["_ROOMSTATE"]._serialized_start = 706
-    _globals["_ROOMSTATE"]._serialized_end = 769
-    _globals["_ROOMINFO"]._serialized_start = 771
-    _globals["_ROOMINFO"]._serialized_end = 820
-    _globals["_ROOMLIST"]._serialized_start = 822
-    _globals["_ROOMLIST"]._serialized_end = 867
-    _globals["_HISTORY"]._serialized_start = 869
-    _globals["_HISTORY"]._serialized_end = 932
-    _globals["_DIRECTMSG"]._serialized_start = 935
-    _globals["_DIRECTMSG"]._serialized_end = 1131
-    _globals["_TYPING"]._serialized_start = 1133
-    _globals["_TYPING"]._serialized_end = 1209
-    _globals["_PRESENCELIST"]._serialized_start = 1211
-    _globals["_PRESENCELIST"]._serialized_end = 1259
-    _globals["_PRESENCEEVENT"]._serialized_start = 1261
-    _globals["_PRESENCEEVENT"]._serialized_end = 1326
-    _globals["_PING"]._serialized_start = 1328
-    _globals["_PING"]._serialized_end = 1366
-    _globals["_GOODBYE"]._serialized_start = 1368
-    _globals["_GOODBYE"]._serialized_end = 1435
-    _globals["_VOICESETUP"]._serialized_start = 1438
-    _globals["_VOICESETUP"]._serialized_end = 1569
-    _globals["_VOICEACTIVEROOM"]._serialized_start = 1571
-    _globals["_VOICEACTIVEROOM"]._serialized_end = 1605
-    _globals["_VOICETUNNEL"]._serialized_start = 1607
-    _globals["_VOICETUNNEL"]._serialized_end = 1638
-    _globals["_VOICETRANSPORTCHOICE"]._serialized_start = 1640
-    _globals["_VOICETRANSPORTCHOICE"]._serialized_end = 1707
-    _globals["_VOICESTATS"]._serialized_start = 1710
-    _globals["_VOICESTATS"]._serialized_end = 1945
-    _globals["_VOICESTATS_DROPPEDENTRY"]._serialized_start = 1899
-    _globals["_VOICESTATS_DROPPEDENTRY"]._serialized_end = 1945
-    _globals["_ECHOMSG"]._serialized_start = 1948
-    _globals["_ECHOMSG"]._serialized_end = 2854
+  DESCRIPTOR._loaded_options = None
+  _globals['_VOICESTATS_DROPPEDENTRY']._loaded_options = None
+  _globals['_VOICESTATS_DROPPEDENTRY']._serialized_options = b'8\001'
+  _globals['_MSGTYPE']._serialized_start=2857
+  _globals['_MSGTYPE']._serialized_end=3361
+  _globals['_ROOMACTIONTYPE']._serialized_start=3363
+  _globals['_ROOMACTIONTYPE']._serialized_end=3437
+  _globals['_ERRORCODE']._serialized_start=3440
+  _globals['_ERRORCODE']._serialized_end=3795
+  _globals['_GOODBYEREASON']._serialized_start=3798
+  _globals['_GOODBYEREASON']._serialized_end=3947
+  _globals['_ROOMEVENTKIND']._serialized_start=3949
+  _globals['_ROOMEVENTKIND']._serialized_end=4008
+  _globals['_VOICETRANSPORT']._serialized_start=4010
+  _globals['_VOICETRANSPORT']._serialized_end=4073
+  _globals['_LOGINREQUEST']._serialized_start=27
+  _globals['_LOGINREQUEST']._serialized_end=98
+  _globals['_LOGINRESPONSE']._serialized_start=100
+  _globals['_LOGINRESPONSE']._serialized_end=212
+  _globals['_CHATMSG']._serialized_start=215
+  _globals['_CHATMSG']._serialized_end=358
+  _globals['_ROOMACTION']._serialized_start=360
+  _globals['_ROOMACTION']._serialized_end=453
+  _globals['_ERROR']._serialized_start=455
+  _globals['_ERROR']._serialized_end=537
+  _globals['_MEMBER']._serialized_start=539
+  _globals['_MEMBER']._serialized_end=601
+  _globals['_ROOMEVENT']._serialized_start=603
+  _globals['_ROOMEVENT']._serialized_end=704
+  _globals['_ROOMSTATE']._serialized_start=706
+  _globals['_ROOMSTATE']._serialized_end=769
+  _globals['_ROOMINFO']._serialized_start=771
+  _globals['_ROOMINFO']._serialized_end=820
+  _globals['_ROOMLIST']._serialized_start=822
+  _globals['_ROOMLIST']._serialized_end=867
+  _globals['_HISTORY']._serialized_start=869
+  _globals['_HISTORY']._serialized_end=932
+  _globals['_DIRECTMSG']._serialized_start=935
+  _globals['_DIRECTMSG']._serialized_end=1131
+  _globals['_TYPING']._serialized_start=1133
+  _globals['_TYPING']._serialized_end=1209
+  _globals['_PRESENCELIST']._serialized_start=1211
+  _globals['_PRESENCELIST']._serialized_end=1259
+  _globals['_PRESENCEEVENT']._serialized_start=1261
+  _globals['_PRESENCEEVENT']._serialized_end=1326
+  _globals['_PING']._serialized_start=1328
+  _globals['_PING']._serialized_end=1366
+  _globals['_GOODBYE']._serialized_start=1368
+  _globals['_GOODBYE']._serialized_end=1435
+  _globals['_VOICESETUP']._serialized_start=1438
+  _globals['_VOICESETUP']._serialized_end=1569
+  _globals['_VOICEACTIVEROOM']._serialized_start=1571
+  _globals['_VOICEACTIVEROOM']._serialized_end=1605
+  _globals['_VOICETUNNEL']._serialized_start=1607
+  _globals['_VOICETUNNEL']._serialized_end=1638
+  _globals['_VOICETRANSPORTCHOICE']._serialized_start=1640
+  _globals['_VOICETRANSPORTCHOICE']._serialized_end=1707
+  _globals['_VOICESTATS']._serialized_start=1710
+  _globals['_VOICESTATS']._serialized_end=1945
+  _globals['_VOICESTATS_DROPPEDENTRY']._serialized_start=1899
+  _globals['_VOICESTATS_DROPPEDENTRY']._serialized_end=1945
+  _globals['_ECHOMSG']._serialized_start=1948
+  _globals['_ECHOMSG']._serialized_end=2854
 # @@protoc_insertion_point(module_scope)
