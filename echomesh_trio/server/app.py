@@ -81,6 +81,7 @@ class EchoMeshServer:
             listeners = await trio.open_tcp_listeners(settings.port, host=settings.host)
             port = listeners[0].socket.getsockname()[1]
             async with trio.open_nursery() as connections:
+                self.service.background = connections
                 # The relay is bound before the first client can log in and ask for it.
                 udp_port = 0
                 start_voice = getattr(self.voice, "serve_udp", None)

@@ -39,6 +39,12 @@ class Connection:
         self.cancel_scope = trio.CancelScope()
         self.close_reason: str | None = None
         self.user: str | None = None  # for log lines, once logged in
+        # Frames accepted into the queue and frames handed to the transport, so that a
+        # sender can learn when a frame has really left (see wait_written).
+        self.frames_queued = 0
+        self.frames_written = 0
+        self._progress = trio.Event()
+        self.finished = False  # run() has returned: nothing more will be written
 
     def __repr__(self) -> str:
         return f"<Connection {self.address} {self.user or '-'}>"
@@ -53,6 +59,7 @@ class Connection:
             return
         try:
             self._out_send.send_nowait(frame)
+            self.frames_queued += 1
         except trio.WouldBlock:
             self.abort("slow reader: outgoing queue full")
         except (trio.ClosedResourceError, trio.BrokenResourceError):
@@ -114,6 +121,18 @@ class Connection:
                 batch.append(more)
                 size += len(more)
             await self.stream.send_all(b"".join(batch) if len(batch) > 1 else frame)
+            self.frames_written += len(batch)
+            self._progress.set()
+            self._progress = trio.Event()
+
+    async def wait_written(self, frame_number: int) -> bool:
+        """Wait until the first ``frame_number`` queued frames were handed to the transport
+        (TCP or TLS); False if the connection ended first."""
+        while self.frames_written < frame_number:
+            if self.finished:
+                return False
+            await self._progress.wait()
+        return True
 
     async def read_loop(
         self,
@@ -162,23 +181,27 @@ class Connection:
         idle_timeout: float,
     ) -> None:
         """Run reader and writer until the connection ends; never raises for peer faults."""
-        with self.cancel_scope:
-            try:
-                async with trio.open_nursery() as nursery:
+        try:
+            with self.cancel_scope:
+                try:
+                    async with trio.open_nursery() as nursery:
 
-                    async def write_then_finish() -> None:
-                        await self.write_loop()
-                        # Everything queued before close() is sent: the connection is done.
-                        nursery.cancel_scope.cancel()
+                        async def write_then_finish() -> None:
+                            await self.write_loop()
+                            # Everything queued before close() is sent: the connection is done.
+                            nursery.cancel_scope.cancel()
 
-                    nursery.start_soon(write_then_finish)
-                    await self.read_loop(dispatch, idle_timeout)
-                    # Reader is done: let the writer flush, within a budget.
-                    self._out_send.close()
-                    nursery.cancel_scope.deadline = trio.current_time() + FLUSH_BUDGET
-            except* (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as group:
-                if self.close_reason is None:
-                    first = group.exceptions[0]
-                    self.close_reason = f"connection lost: {first.__class__.__name__} {first}"
+                        nursery.start_soon(write_then_finish)
+                        await self.read_loop(dispatch, idle_timeout)
+                        # Reader is done: let the writer flush, within a budget.
+                        self._out_send.close()
+                        nursery.cancel_scope.deadline = trio.current_time() + FLUSH_BUDGET
+                except* (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as group:
+                    if self.close_reason is None:
+                        first = group.exceptions[0]
+                        self.close_reason = f"connection lost: {first.__class__.__name__} {first}"
+        finally:
+            self.finished = True
+            self._progress.set()
         if self.close_reason is None:
             self.close_reason = "cancelled"

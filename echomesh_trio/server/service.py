@@ -60,6 +60,7 @@ class ControlService:
         self._chat_buckets: dict[int, TokenBucket] = {}
         self._sessions_by_conn: dict[Connection, Session[Connection]] = {}
         self._password_limiter = trio.CapacityLimiter(2)  # scrypt uses 16 MiB each
+        self.background: trio.Nursery  # set by the server: owner of short follow-up tasks
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
@@ -265,10 +266,16 @@ class ControlService:
             return
         for message in pending:
             session.peer.send_nowait(message)
-        # Marked delivered once queued; a connection lost before the client read them
-        # could lose them, so they are marked only after the queue accepted them all.
-        if not session.peer.closing:
-            await self.store.run(self.store.db.mark_delivered, [m.message_id for m in pending])
+        await self._mark_delivered_when_written(session.peer, [m.message_id for m in pending])
+
+    async def _mark_delivered_when_written(self, conn: Connection, message_ids: list[int]) -> None:
+        """Mark direct messages delivered once their frames have left for the recipient.
+
+        Until then they stay pending, so a connection lost in between gets them again at
+        the next login (at-least-once; clients recognise repeats by ``message_id``).
+        """
+        if await conn.wait_written(conn.frames_queued):
+            await self.store.run(self.store.db.mark_delivered, message_ids)
 
     def _broadcast_presence(self, session: Session[Connection], online: bool) -> None:
         watchers = [s for s in self.registry.presence_watchers() if s is not session]
@@ -423,14 +430,19 @@ class ControlService:
             self._now_ms(),
         )
         conn.send_nowait(message, request.request_id)  # the sender's acknowledgement
-        if not is_new or recipient.user_id == session.user_id:
-            if is_new:
-                await self.store.run(self.store.db.mark_delivered, [message.message_id])
+        if not is_new:
+            return
+        if recipient.user_id == session.user_id:  # a note to self: the ack is the delivery
+            await self._mark_delivered_when_written(conn, [message.message_id])
             return
         target = self.registry.current(recipient.user_id)
         if target is not None and not target.peer.closing:
             target.peer.send_nowait(message)
-            await self.store.run(self.store.db.mark_delivered, [message.message_id])
+            # Confirmed by a task of its own so that this sender's requests do not wait
+            # on another user's connection.
+            self.background.start_soon(
+                self._mark_delivered_when_written, target.peer, [message.message_id]
+            )
 
     def _on_typing(
         self, conn: Connection, session: Session[Connection], request: ev.SetTyping
