@@ -101,9 +101,11 @@ def run_receiver(users: list[User], end_ns: int, sample_every: int, conn: Connec
                     data = recv(size)
                 except BlockingIOError:
                     break
+                if data[1] != 1:  # count voice only (Kind 1), not the relay's pings
+                    continue
                 received += 1
-                # Kind 1 (voice); sample by the sender's sequence number in the clear header.
-                if data[1] == 1 and int.from_bytes(data[6:10], "big") % sample_every == 0:
+                # Sample by the sender's sequence number in the clear header.
+                if int.from_bytes(data[6:10], "big") % sample_every == 0:
                     now = clock()
                     ev = u.session.receive_untrusted(data, now)
                     if isinstance(ev, VoiceFrame):
