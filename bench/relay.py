@@ -104,10 +104,10 @@ def _hello_all(users: list[User], server: tuple[str, int]) -> None:
             time.sleep(0.002)  # stay under the relay's socket buffer
     while pending and time.monotonic() < deadline:
         for fd, _ in ep.poll(0.1):
-            u = pending.pop(fd, None)
-            if u is None:
+            got = pending.pop(fd, None)
+            if got is None:
                 continue
-            event = u.session.receive_untrusted(u.sock.recv(2048), time.monotonic_ns())
+            event = got.session.receive_untrusted(got.sock.recv(2048), time.monotonic_ns())
             assert isinstance(event, HelloAcknowledged)
     ep.close()
     if pending:

@@ -72,10 +72,10 @@ def test_forged_replayed_truncated_garbled_oversize_are_dropped_and_counted() ->
     rig.relay.receive_datagram(good, ("10.0.0.1", 5), rig.now_ns)
     # b speaking as a (b's key, a's source id); an outsider with its own key.
     # (Forgers pick fresh counters: a stale one is already dropped as replayed before auth.)
-    b_sealer = Sealer("chacha20-poly1305", rig.credentials[b].client_key, CLIENT_TO_SERVER)
+    b_sealer = Sealer(rig.relay.cipher, rig.credentials[b].client_key, CLIENT_TO_SERVER)
     b_sealer.counter = outsider_counter = 1000
     rig.deliver(b, b_sealer.seal(Kind.VOICE, a, b"forged"))
-    outsider = Sealer("chacha20-poly1305", new_key(), CLIENT_TO_SERVER)
+    outsider = Sealer(rig.relay.cipher, new_key(rig.relay.cipher), CLIENT_TO_SERVER)
     outsider.counter = outsider_counter
     rig.deliver(b, outsider.seal(Kind.VOICE, a, b"forged"))
     rig.deliver(b, outsider.seal(Kind.VOICE, 12345, b"unknown source"))
@@ -208,7 +208,7 @@ def test_no_datagram_crashes_the_relay_and_only_valid_ones_are_forwarded(
     rig = make_rig(max_packets_per_second=10**6)
     a, b = rig.join(1, "r"), rig.join(2, "r")
     # The definition of valid, independent of the relay: a's client key opens it, once.
-    reference = Opener("chacha20-poly1305", rig.credentials[a].client_key, CLIENT_TO_SERVER)
+    reference = Opener(rig.relay.cipher, rig.credentials[a].client_key, CLIENT_TO_SERVER)
     for _ in range(data.draw(st.integers(1, 20))):
         dg = data.draw(_valid_and_invalid(rig, a))
         try:
