@@ -27,7 +27,7 @@ from bench.quality_signal import normalise, pesq_wb, read_wav, stoi, synthesize
 from echomesh_trio.audio.codec import OpusDecoder, OpusEncoder, Pcm, is_dtx
 from echomesh_trio.audio.jitter import Conceal, Decision, Play, Recover
 from echomesh_trio.audio.playout import SpeakerPlayout
-from echomesh_trio.audio.redundancy import RedundancyPacker
+from echomesh_trio.audio.redundancy import MAX_DEPTH, RedundancyPacker, copies_for_loss
 from echomesh_trio.media import FRAME_SAMPLES, SAMPLE_RATE
 
 BLOCK = SAMPLE_RATE // 200
@@ -39,8 +39,6 @@ SEQ_START = SEQ_MOD - 500
 """Sequence numbers start near the top so every run crosses the 32-bit wrap."""
 
 NAIVE_CAPACITY = 10
-REDUNDANCY_ABOVE = 0.01
-"""Reported loss above which the sender attaches copies of previous frames."""
 
 
 def log(msg: str) -> None:
@@ -133,7 +131,8 @@ def run_profile(
     next_frame = 0
     blocks = int((frames * FRAME_S + 1.0) * SAMPLE_RATE / BLOCK)
     codec_cpu = 0.0
-    copies_on = False
+    copies = 0
+    payload_bytes = 0
     for b in range(blocks):
         now = b * BLOCK / SAMPLE_RATE
         while next_frame < frames and send_times[next_frame] <= now + 1e-9:
@@ -146,10 +145,10 @@ def run_profile(
                 packer.skip()
             else:
                 sent[k] = True
-                frame, copies = packer.wrap(packet)
-                copies = copies if copies_on else ()
+                frame, attached = packer.wrap(packet, copies)
+                payload_bytes += len(frame) + sum(len(c) for c in attached)
                 for at in by_index.get(k, ()):
-                    heapq.heappush(arrivals, (at, k, frame, copies))
+                    heapq.heappush(arrivals, (at, k, frame, attached))
             next_frame += 1
         while arrivals and arrivals[0][0] <= now:
             at, k, frame, copies = heapq.heappop(arrivals)
@@ -165,10 +164,10 @@ def run_profile(
         if b % 200 == 0:
             # The receiver reports its loss once a second (RTCP-like). Above 1 % the sender
             # attaches copies of previous frames; in-band FEC would then only take bits
-            # from the primary frame, so it is sized for no loss.
+            # from the primary frame, so it is sized for no loss (docs/AUDIO.md).
             reported = playout.statistics().jitter.loss_estimate
-            copies_on = bool(redundancy) and reported >= REDUNDANCY_ABOVE
-            encoder.set_reported_loss(0.0 if copies_on else reported)
+            copies = copies_for_loss(reported, redundancy)
+            encoder.set_reported_loss(0.0 if copies else reported)
 
     stats = playout.statistics().jitter
     ours.late = stats.late
@@ -210,6 +209,7 @@ def run_profile(
     result |= {
         "network_loss": round(1.0 - len(first) / max(1, int(sent.sum())), 4),
         "packets": int(sent.sum()),
+        "kbps": round(payload_bytes * 8 / (frames * FRAME_S) / 1000, 1),
         "recovered": stats.recovered,
         "concealed": stats.concealed,
         "stretched": stats.stretched,
@@ -242,7 +242,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--wav", type=Path, help="use this speech instead of espeak-ng")
     parser.add_argument("--bitrate", type=int, default=32_000)
     parser.add_argument(
-        "--redundancy", type=int, default=1, help="previous frames per packet when loss is reported"
+        "--redundancy",
+        type=int,
+        default=MAX_DEPTH,
+        help="most previous frames per packet the sender may attach (0: FEC only)",
     )
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.profiles.split(",") if n.strip()]

@@ -21,6 +21,9 @@ import numpy as np
 BUCKET_S = 0.001
 """Histogram resolution: 1 ms, fine compared with the 5 ms a playout can move by."""
 
+WARMUP_PACKETS = 50
+"""Before this many packets every sample counts fully: there is no target to be a spike of."""
+
 MAX_DELAY_S = 0.5
 """Ceiling on the target: beyond half a second a conversation breaks down anyway."""
 
@@ -42,7 +45,7 @@ class DelayEstimator:
         self,
         *,
         late_budget: float = 0.005,
-        forget: float = 0.995,
+        forget: float = 0.999,
         base_window: int = 500,
         spike_margin: float = 0.060,
         spike_weight: float = 0.2,
@@ -125,7 +128,7 @@ class DelayEstimator:
         h = self._hist
         spike = jitter > self._target + max(self._spike_margin, self._target)
         weight = 1.0 - self._forget
-        if spike and h.sum() > 0.5:
+        if spike and self._count > WARMUP_PACKETS:
             # A lone outlier far above the current target: damp it (see the module doc).
             self._spikes += 1
             weight *= self._spike_weight

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from echomesh_trio.audio.mixer import Mixer, soft_limit
-from echomesh_trio.audio.redundancy import RedundancyPacker
+from echomesh_trio.audio.redundancy import RedundancyPacker, copies_for_loss
 from echomesh_trio.audio.vad import VoiceActivityDetector, level_dbfs, meter
 from echomesh_trio.media import FRAME_SAMPLES, SAMPLE_RATE
 
@@ -79,6 +79,14 @@ def test_redundancy_packer_keeps_previous_frames_and_dtx_holes() -> None:
     p.skip()
     assert p.wrap(b"c") == (b"c", (b"", b"a"))
     assert p.wrap(b"d") == (b"d", (b"c", b""))
+    assert p.wrap(b"e", copies=1) == (b"e", (b"d",))
+    assert p.wrap(b"f", copies=0) == (b"f", ())
     assert RedundancyPacker(0).wrap(b"x") == (b"x", ())
     with pytest.raises(ValueError):
         RedundancyPacker(9)
+
+
+def test_copies_follow_reported_loss() -> None:
+    assert copies_for_loss(0.0) == 0 and copies_for_loss(float("nan")) == 0
+    assert copies_for_loss(0.03) == 1
+    assert copies_for_loss(0.15) == 3 and copies_for_loss(0.15, max_depth=2) == 2
