@@ -136,13 +136,10 @@ def _server_command(args: argparse.Namespace, port: int, data_dir: Path) -> list
         f"--max-connections-per-address={max(10_000, args.users + 100)}",
         "--chat-rate=1000",
         "--chat-burst=1000",
+        f"--voice-cipher={args.cipher}",
+        f"--voice-rate={args.rate}",
     ]
-    if args.cipher == DEFAULT_CIPHER and args.rate == DEFAULT_RATE:
-        return [sys.executable, "-m", "echomesh_trio.cli", *flags]
-    # The server has no setting for the relay's cipher or rate limit yet: the same server,
-    # started with a configured VoiceRelay (bench.relay_server).
-    relay = [f"--cipher={args.cipher}", f"--rate={args.rate}"]
-    return [sys.executable, "-m", "bench.relay_server", "server", *relay, *flags]
+    return [sys.executable, "-m", "echomesh_trio.cli", *flags]
 
 
 def _wait_listening(proc: subprocess.Popen[str], port: int) -> None:

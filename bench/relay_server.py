@@ -1,13 +1,12 @@
-"""Servers for `python -m bench.relay` other than the plain `echomesh-serve`.
+"""The relay-only server for `python -m bench.relay --standalone`.
 
 `standalone`: only the relay (`VoiceRelay.serve_udp`), with users 0..N-1 registered
 in-process, user i in room "room-{i // 5}", their keys written to a JSON file. It isolates
 the relay from the control plane and can lift the per-user rate limit (saturation). Serves
 until SIGTERM/SIGINT, then prints its statistics as one JSON line.
 
-`server`: the real server (`EchoMeshServer`, exactly what `echomesh-serve` runs) with a
-relay configured by `--cipher` and `--rate`, which the server has no settings for; every
-other flag is an `echomesh-serve` flag.
+The default benchmark runs the real `echomesh-serve` instead (its `--voice-cipher` and
+`--voice-rate` settings configure the relay).
 """
 
 from __future__ import annotations
@@ -89,26 +88,11 @@ def standalone(argv: list[str]) -> None:
     sys.stdout.flush()
 
 
-def server(argv: list[str]) -> None:
-    from echomesh_trio.server.app import EchoMeshServer, run_until_signalled
-    from echomesh_trio.server.config import build_parser, load_settings
-    from echomesh_trio.voice.control import RelayControl
-
-    p = argparse.ArgumentParser(prog="bench.relay_server server")
-    p.add_argument("--rate", type=int, default=100, help="max packets/s per user")
-    p.add_argument("--cipher", default=DEFAULT_CIPHER)
-    build_parser(p)
-    args = p.parse_args(argv)
-    settings = load_settings(args)
-    relay = VoiceRelay(max_packets_per_second=args.rate, cipher=args.cipher)
-    trio.run(run_until_signalled, EchoMeshServer(settings, voice=RelayControl(relay)))
-
-
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in ("standalone", "server"):
-        raise SystemExit("usage: python -m bench.relay_server {standalone|server} ...")
-    (standalone if argv[0] == "standalone" else server)(argv[1:])
+    if not argv or argv[0] != "standalone":
+        raise SystemExit("usage: python -m bench.relay_server standalone ...")
+    standalone(argv[1:])
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from echomesh_trio.voice.seal import CIPHERS
+
 
 class ConfigError(Exception):
     """The operator's configuration is invalid; the message says which setting and why."""
@@ -41,6 +43,8 @@ class Settings:
     chat_rate: float = 10.0  # messages per second per user ...
     chat_burst: int = 20  # ... with bursts up to this many
     password_cost: int = 14  # scrypt log2(n)
+    voice_cipher: str = "aes-256-gcm"  # AEAD for voice datagrams (see docs/PROTOCOL.md)
+    voice_rate: int = 100  # voice packets per second per user before drops (50 is normal)
     shutdown_grace: float = 1.0  # seconds to flush goodbyes on shutdown
 
     def __post_init__(self) -> None:
@@ -56,9 +60,16 @@ class Settings:
                 raise ConfigError(f"{name} must be between 0 and 65535, not {value}")
         if (self.cert is None) != (self.key is None):
             raise ConfigError("cert and key must be given together")
+        if self.voice_cipher not in CIPHERS:
+            raise ConfigError(f"voice_cipher must be one of {', '.join(CIPHERS)}")
         if not 10 <= self.password_cost <= 20:
             raise ConfigError("password_cost must be between 10 and 20")
-        positive = ("max_connections", "max_connections_per_address", "outgoing_queue")
+        positive = (
+            "max_connections",
+            "max_connections_per_address",
+            "outgoing_queue",
+            "voice_rate",
+        )
         for name in (*positive, "idle_timeout", "chat_rate", "chat_burst", "max_chat_chars"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")

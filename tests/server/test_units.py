@@ -78,6 +78,8 @@ def test_settings_errors_name_the_setting(tmp_path: Path) -> None:
         load_settings(None, environ={"ECHOMESH_REGISTRATION": "maybe"})
     with pytest.raises(ConfigError, match="port"):
         load_settings(None, environ={"ECHOMESH_PORT": "http"})
+    with pytest.raises(ConfigError, match="voice_cipher"):
+        load_settings(None, environ={"ECHOMESH_VOICE_CIPHER": "rot13"})
     bad = tmp_path / "bad.toml"
     bad.write_text("colour = 'blue'\n")
     with pytest.raises(ConfigError, match="unknown setting 'colour'"):
