@@ -132,6 +132,7 @@ def run_profile(
     blocks = int((frames * FRAME_S + 1.0) * SAMPLE_RATE / BLOCK)
     codec_cpu = 0.0
     copies = 0
+    previous_dtx = False
     payload_bytes = 0
     for b in range(blocks):
         now = b * BLOCK / SAMPLE_RATE
@@ -141,7 +142,9 @@ def run_profile(
             t0 = time.process_time()
             packet = encoder.encode(pcm)
             codec_cpu += time.process_time() - t0
-            if is_dtx(packet):
+            # DTX: the first DTX frame of a pause is sent (a 1-2 byte marker that tells the
+            # receiver the gap that follows is not loss); the rest are not.
+            if is_dtx(packet) and previous_dtx:
                 packer.skip()
             else:
                 sent[k] = True
@@ -149,10 +152,11 @@ def run_profile(
                 payload_bytes += len(frame) + sum(len(c) for c in attached)
                 for at in by_index.get(k, ()):
                     heapq.heappush(arrivals, (at, k, frame, attached))
+            previous_dtx = is_dtx(packet)
             next_frame += 1
         while arrivals and arrivals[0][0] <= now:
-            at, k, frame, copies = heapq.heappop(arrivals)
-            playout.push((SEQ_START + k) % SEQ_MOD, frame, at, redundant=copies)
+            at, k, frame, redundant = heapq.heappop(arrivals)
+            playout.push((SEQ_START + k) % SEQ_MOD, frame, at, redundant=redundant)
             receiver.push(k, frame)
         playout.pull(BLOCK, now)
         if b % (FRAME_SAMPLES // BLOCK) == 0:
@@ -166,7 +170,7 @@ def run_profile(
             # attaches copies of previous frames; in-band FEC would then only take bits
             # from the primary frame, so it is sized for no loss (docs/AUDIO.md).
             reported = playout.statistics().jitter.loss_estimate
-            copies = copies_for_loss(reported, redundancy)
+            copies = copies_for_loss(reported, redundancy, copies)
             encoder.set_reported_loss(0.0 if copies else reported)
 
     stats = playout.statistics().jitter

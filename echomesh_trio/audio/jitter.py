@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
+from echomesh_trio.audio.codec import MAX_DTX_PACKET
 from echomesh_trio.audio.delay_estimator import DelayEstimator
 from echomesh_trio.media import FRAME_MS
 
@@ -56,8 +57,9 @@ SAFETY_MARGIN_S = 0.001
 LOSS_WINDOW = 200
 """Frames over which the loss estimate averages (4 s of speech)."""
 
-MAX_LOSS_GAP = 2
-"""A sequence gap longer than this is a pause in speech (DTX), not loss."""
+MAX_LOSS_GAP = 8
+"""A sequence gap longer than this is a pause in speech, not loss. Shorter gaps after a DTX
+frame (the sender sends the first DTX frame of each pause, 1-2 bytes) are pauses too."""
 
 RESYNC_IDLE_S = 2.0
 """After this long without packets a sender may restart its sequence numbers anywhere."""
@@ -171,6 +173,7 @@ class JitterBuffer:
         self._max_payload = max_payload
         self._packets: dict[int, Packet] = {}
         self._ref: int | None = None  # extended seq of the newest accepted packet
+        self._ref_dtx = False  # ... and whether it announced a DTX pause
         self._last: int | None = None  # extended seq of the last frame decided
         self._next: int | None = None  # cursor while a talk spurt plays; None when idle
         self._seen: set[int] = set()
@@ -241,6 +244,7 @@ class JitterBuffer:
         self._count_loss(ext)
         if self._ref is None or ext > self._ref:
             self._ref = ext
+            self._ref_dtx = len(frame) <= MAX_DTX_PACKET
         self._observe(ext, now)
         return PushResult.BUFFERED
 
@@ -251,7 +255,9 @@ class JitterBuffer:
             return
         if ext > self._ref:
             gap = ext - self._ref - 1
-            for _ in range(gap if gap <= MAX_LOSS_GAP else 0):
+            if self._ref_dtx or gap > MAX_LOSS_GAP:
+                gap = 0  # a pause the sender announced, or too long to be loss
+            for _ in range(gap):
                 self._loss += (1.0 - self._loss) / LOSS_WINDOW
             self._loss -= self._loss / LOSS_WINDOW
         else:  # a reordered packet filled a gap counted as loss

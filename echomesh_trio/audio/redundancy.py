@@ -14,19 +14,25 @@ MAX_DEPTH = 3
 COPIES_ABOVE = 0.01
 """Reported loss above which packets carry a copy of the previous frame."""
 
-DEEP_COPIES_ABOVE = 0.08
-"""Reported loss above which they carry three: heavy loss comes in bursts (measured: at 10 %
-Gilbert-Elliott loss, PESQ 2.62 with one copy, 2.90 with two, 3.17 with three)."""
+DEEP_COPIES_ABOVE = 0.07
+DEEP_COPIES_BELOW = 0.05
+"""Reported loss above which they carry three copies, and below which they go back to one
+(hysteresis: each change also moves the receivers' look-ahead). Heavy loss comes in bursts;
+measured at 10 % Gilbert-Elliott loss: PESQ 2.62 with one copy, 2.90 with two, 3.17 with
+three."""
 
 
-def copies_for_loss(reported_loss: float, max_depth: int = MAX_DEPTH) -> int:
-    """How many previous frames each packet should repeat, given the loss receivers report.
+def copies_for_loss(reported_loss: float, max_depth: int = MAX_DEPTH, current: int = 0) -> int:
+    """How many previous frames each packet should repeat, given the loss receivers report
+    and the number attached until now.
 
-    None on a clean link: copies cost bandwidth and the receiver's look-ahead costs delay.
+    None on a clean link: copies cost bandwidth and the receivers' look-ahead costs delay.
     """
     if not reported_loss >= COPIES_ABOVE:  # also catches NaN
         return 0
-    return min(max_depth, 1 if reported_loss <= DEEP_COPIES_ABOVE else MAX_DEPTH)
+    deep = current >= MAX_DEPTH or current >= max_depth > 1
+    threshold = DEEP_COPIES_BELOW if deep else DEEP_COPIES_ABOVE
+    return min(max_depth, MAX_DEPTH if reported_loss > threshold else 1)
 
 
 class RedundancyPacker:

@@ -90,3 +90,6 @@ def test_copies_follow_reported_loss() -> None:
     assert copies_for_loss(0.0) == 0 and copies_for_loss(float("nan")) == 0
     assert copies_for_loss(0.03) == 1
     assert copies_for_loss(0.15) == 3 and copies_for_loss(0.15, max_depth=2) == 2
+    assert copies_for_loss(0.06, current=1) == 1  # hysteresis between one and three
+    assert copies_for_loss(0.06, current=3) == 3
+    assert copies_for_loss(0.04, current=3) == 1
