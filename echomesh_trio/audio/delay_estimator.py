@@ -126,7 +126,7 @@ class DelayEstimator:
 
     def _add(self, jitter: float) -> None:
         h = self._hist
-        spike = jitter > self._target + max(self._spike_margin, self._target)
+        spike = jitter > self._target + self._spike_margin
         weight = 1.0 - self._forget
         if spike and self._count > WARMUP_PACKETS:
             # A lone outlier far above the current target: damp it (see the module doc).

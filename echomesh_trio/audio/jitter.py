@@ -268,7 +268,7 @@ class JitterBuffer:
             self._lookahead = False
 
     def _extend(self, seq: int) -> int:
-        """Map a 16-bit sequence number to the extended number nearest the newest one."""
+        """Map a wrapped sequence number to the unwrapped one nearest the newest packet."""
         if self._ref is None:
             return seq
         delta = (seq - self._ref + self._half) % self._modulus - self._half
