@@ -265,10 +265,12 @@ def encode_notice(notice: ev.ServerNotice, request_id: int = 0) -> bytes:
         case ev.RoomSnapshot():
             msg.type = pb.MT_ROOM_STATE
             msg.room_state.room_id = notice.room_id
+            msg.room_state.more = notice.more
             for member in notice.members:
                 _member_into(msg.room_state.members.add(), member)
         case ev.RoomListing():
             msg.type = pb.MT_ROOM_LIST
+            msg.room_list.more = notice.more
             for info in notice.rooms:
                 msg.room_list.rooms.add(room_id=info.room_id, member_count=info.member_count)
         case ev.HistoryBatch():
@@ -283,6 +285,7 @@ def encode_notice(notice: ev.ServerNotice, request_id: int = 0) -> bytes:
             t.username, t.active = notice.username, notice.active
         case ev.PresenceSnapshot():
             msg.type = pb.MT_PRESENCE_LIST
+            msg.presence_list.more = notice.more
             for member in notice.online:
                 _member_into(msg.presence_list.online.add(), member)
         case ev.PresenceChanged():
@@ -404,18 +407,23 @@ _NOTICE_DECODERS: dict[int, Callable[[_Msg], ev.ServerNotice]] = {
     pb.MT_DIRECT_MSG: _n_direct,
     pb.MT_ROOM_EVENT: _n_room_event,
     pb.MT_ROOM_STATE: lambda m: ev.RoomSnapshot(
-        m.room_state.room_id, tuple(_member_from(x) for x in m.room_state.members)
+        m.room_state.room_id,
+        tuple(_member_from(x) for x in m.room_state.members),
+        m.room_state.more,
     ),
     pb.MT_ROOM_LIST: lambda m: ev.RoomListing(
         tuple(ev.RoomInfo(r.room_id, r.member_count) for r in m.room_list.rooms),
         m.request_id,
+        m.room_list.more,
     ),
     pb.MT_HISTORY: lambda m: ev.HistoryBatch(
         m.history.room_id, tuple(_chat_from(c) for c in m.history.messages)
     ),
     pb.MT_TYPING: _n_typing,
     pb.MT_PRESENCE_LIST: lambda m: ev.PresenceSnapshot(
-        tuple(_member_from(x) for x in m.presence_list.online), m.request_id
+        tuple(_member_from(x) for x in m.presence_list.online),
+        m.request_id,
+        m.presence_list.more,
     ),
     pb.MT_PRESENCE_EVENT: lambda m: ev.PresenceChanged(
         _member_from(m.presence_event.member), m.presence_event.online

@@ -41,6 +41,7 @@ class GoodbyeReason(enum.IntEnum):
     PROTOCOL_ERROR = 4
     SLOW_READER = 5
     SERVER_FULL = 6
+    INTERNAL_ERROR = 7
 
 
 class VoiceTransport(enum.IntEnum):
@@ -243,6 +244,7 @@ class RoomSnapshot:
 
     room_id: str
     members: tuple[Member, ...]
+    more: bool = False  # more members follow in the next RoomSnapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,6 +257,7 @@ class RoomInfo:
 class RoomListing:
     rooms: tuple[RoomInfo, ...]
     request_id: int = 0
+    more: bool = False  # more rooms follow in the next RoomListing
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,6 +278,7 @@ class TypingNotice:
 class PresenceSnapshot:
     online: tuple[Member, ...]
     request_id: int = 0
+    more: bool = False  # more users follow in the next PresenceSnapshot
 
 
 @dataclass(frozen=True, slots=True)

@@ -70,6 +70,7 @@ class GoodbyeReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     GB_PROTOCOL_ERROR: _ClassVar[GoodbyeReason]
     GB_SLOW_READER: _ClassVar[GoodbyeReason]
     GB_SERVER_FULL: _ClassVar[GoodbyeReason]
+    GB_INTERNAL_ERROR: _ClassVar[GoodbyeReason]
 
 class RoomEventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -134,6 +135,7 @@ GB_IDLE_TIMEOUT: GoodbyeReason
 GB_PROTOCOL_ERROR: GoodbyeReason
 GB_SLOW_READER: GoodbyeReason
 GB_SERVER_FULL: GoodbyeReason
+GB_INTERNAL_ERROR: GoodbyeReason
 RE_UNKNOWN: RoomEventKind
 RE_JOINED: RoomEventKind
 RE_LEFT: RoomEventKind
@@ -224,12 +226,14 @@ class RoomEvent(_message.Message):
     def __init__(self, kind: _Optional[_Union[RoomEventKind, str]] = ..., room_id: _Optional[str] = ..., member: _Optional[_Union[Member, _Mapping]] = ...) -> None: ...
 
 class RoomState(_message.Message):
-    __slots__ = ("room_id", "members")
+    __slots__ = ("room_id", "members", "more")
     ROOM_ID_FIELD_NUMBER: _ClassVar[int]
     MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
     room_id: str
     members: _containers.RepeatedCompositeFieldContainer[Member]
-    def __init__(self, room_id: _Optional[str] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ...) -> None: ...
+    more: bool
+    def __init__(self, room_id: _Optional[str] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., more: _Optional[bool] = ...) -> None: ...
 
 class RoomInfo(_message.Message):
     __slots__ = ("room_id", "member_count")
@@ -240,10 +244,12 @@ class RoomInfo(_message.Message):
     def __init__(self, room_id: _Optional[str] = ..., member_count: _Optional[int] = ...) -> None: ...
 
 class RoomList(_message.Message):
-    __slots__ = ("rooms",)
+    __slots__ = ("rooms", "more")
     ROOMS_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
     rooms: _containers.RepeatedCompositeFieldContainer[RoomInfo]
-    def __init__(self, rooms: _Optional[_Iterable[_Union[RoomInfo, _Mapping]]] = ...) -> None: ...
+    more: bool
+    def __init__(self, rooms: _Optional[_Iterable[_Union[RoomInfo, _Mapping]]] = ..., more: _Optional[bool] = ...) -> None: ...
 
 class History(_message.Message):
     __slots__ = ("room_id", "messages")
@@ -288,10 +294,12 @@ class Typing(_message.Message):
     def __init__(self, room_id: _Optional[str] = ..., user_id: _Optional[int] = ..., active: _Optional[bool] = ..., username: _Optional[str] = ...) -> None: ...
 
 class PresenceList(_message.Message):
-    __slots__ = ("online",)
+    __slots__ = ("online", "more")
     ONLINE_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
     online: _containers.RepeatedCompositeFieldContainer[Member]
-    def __init__(self, online: _Optional[_Iterable[_Union[Member, _Mapping]]] = ...) -> None: ...
+    more: bool
+    def __init__(self, online: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., more: _Optional[bool] = ...) -> None: ...
 
 class PresenceEvent(_message.Message):
     __slots__ = ("member", "online")

@@ -166,6 +166,15 @@ class Connection:
             except ProtocolError as exc:
                 self.reject_malformed(exc)
                 return
+            except Exception:
+                # A bug of ours: it ends this connection, with a reply, and nobody else's.
+                log.exception("internal error serving %r", self)
+                self.send_nowait(ev.ErrorReply(ev.ErrorCode.INTERNAL, "internal server error"))
+                self.close(
+                    "internal error",
+                    ev.Goodbye(ev.GoodbyeReason.INTERNAL_ERROR, "internal server error; sorry"),
+                )
+                return
 
     def reject_malformed(self, exc: ProtocolError) -> None:
         code = ev.ErrorCode[exc.code_name.removeprefix("ERR_")]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import trio
 
@@ -144,11 +144,17 @@ class ControlService:
             case ev.SetTyping():
                 self._on_typing(conn, session, request)
             case ev.ListRooms():
-                conn.send_nowait(ev.RoomListing(tuple(self.registry.listing())), request.request_id)
+                rooms = _chunks(self.registry.listing(), ROOMS_PER_FRAME)
+                for i, part in enumerate(rooms, 1):
+                    conn.send_nowait(ev.RoomListing(part, more=i < len(rooms)), request.request_id)
             case ev.ListPresence():
                 session.watching_presence = True
                 online = tuple(s.member() for s in self.registry.online())
-                conn.send_nowait(ev.PresenceSnapshot(online), request.request_id)
+                parts = _chunks(online, MEMBERS_PER_FRAME)
+                for i, who in enumerate(parts, 1):
+                    conn.send_nowait(
+                        ev.PresenceSnapshot(who, more=i < len(parts)), request.request_id
+                    )
             case ev.SetVoiceRoom():
                 self._on_set_voice_room(conn, session, request)
             case ev.ChooseVoiceTransport() | ev.VoiceDatagram() | ev.RequestVoiceStats():
@@ -343,7 +349,9 @@ class ControlService:
             others = [s for s in self.registry.members(room) if s is not session]
             self._broadcast(others, notice_frame(ev.MemberJoined(room, session.member())))
         members = tuple(s.member() for s in self.registry.members(room))
-        conn.send_nowait(ev.RoomSnapshot(room, members), request_id)
+        parts = _chunks(members, MEMBERS_PER_FRAME)
+        for i, part in enumerate(parts, 1):
+            conn.send_nowait(ev.RoomSnapshot(room, part, more=i < len(parts)), request_id)
         if newly:  # the room joined last becomes the active voice room
             self._set_voice_room(session, room)
         history = await self.store.run(
@@ -497,6 +505,22 @@ def _tunnel_sender(conn: Connection) -> Callable[[bytes], bool]:
         return conn.offer_frame_nowait(notice_frame(ev.VoiceDatagram(datagram)))
 
     return send
+
+
+MEMBERS_PER_FRAME = 256
+"""Members per RoomSnapshot or PresenceSnapshot frame: a member encodes to at most ~160
+bytes (a 32-character name of 4-byte characters), so 256 stay far below MAX_FRAME_SIZE."""
+
+ROOMS_PER_FRAME = 128
+"""Rooms per RoomListing frame: a room name is at most 64 characters (~270 bytes)."""
+
+T = TypeVar("T")
+
+
+def _chunks(items: Iterable[T], size: int) -> list[tuple[T, ...]]:
+    """``items`` in tuples of at most ``size``; always at least one (maybe empty) tuple."""
+    seq = tuple(items)
+    return [seq[i : i + size] for i in range(0, len(seq), size)] or [()]
 
 
 def history_frames(room: str, messages: list[ev.ChatMessage]) -> list[bytes]:

@@ -6,6 +6,7 @@ import socket
 import struct
 from pathlib import Path
 
+import pytest
 import trio
 
 from echomesh_trio.client.control import ControlConnection
@@ -127,3 +128,79 @@ async def test_connection_limits(nursery: trio.Nursery, tmp_path: Path) -> None:
     assert (await (await connect(info)).login("three", "pw")).ok
     await second.send(ev.Ping(nonce=5))
     assert (await second.receive_until(ev.Pong)).nonce == 5
+
+
+def test_the_largest_list_frames_fit_the_frame_limit() -> None:
+    from echomesh_trio.protocol.codec import notice_frame
+    from echomesh_trio.server.service import MEMBERS_PER_FRAME, ROOMS_PER_FRAME
+
+    worst = ev.Member(2**63 - 1, "\U0001f600" * 32, 2**32 - 1)
+    notice_frame(ev.RoomSnapshot("\U0001f600" * 64, (worst,) * MEMBERS_PER_FRAME, True))
+    notice_frame(ev.PresenceSnapshot((worst,) * MEMBERS_PER_FRAME, 2**32 - 1, True))
+    notice_frame(ev.RoomListing((ev.RoomInfo("\U0001f600" * 64, 2**32 - 1),) * ROOMS_PER_FRAME))
+
+
+async def test_long_member_lists_arrive_in_several_frames(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    _, info = await start_server(nursery, make_settings(tmp_path))
+    names = [f"user{i:04d}".ljust(32, "x") for i in range(300)]
+    conns = []
+    limiter = trio.CapacityLimiter(20)
+
+    async def one(name: str) -> None:
+        async with limiter:
+            conn = await login(info, name)
+            await join(conn, "big", create=name == names[0])
+            conns.append(conn)
+
+    await one(names[0])
+    async with trio.open_nursery() as logins:
+        for name in names[1:]:
+            logins.start_soon(one, name)
+    watcher = conns[0]
+    await watcher.send(ev.ListPresence(request_id=77))
+    online: list[ev.Member] = []
+    frames = 0
+    while True:
+        part = await watcher.receive_until(ev.PresenceSnapshot)
+        assert part.request_id == 77
+        online += part.online
+        frames += 1
+        if not part.more:
+            break
+    assert frames == 2 and sorted(m.username for m in online) == sorted(names)
+    latecomer = await login(info, "late")
+    members: list[ev.Member] = []
+    await latecomer.send(ev.JoinRoom("big"))
+    while True:
+        snap = await latecomer.receive_until(ev.RoomSnapshot)
+        members += snap.members
+        if not snap.more:
+            break
+    assert len(members) == 301
+
+
+async def test_an_internal_error_ends_only_that_connection(
+    nursery: trio.Nursery, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from echomesh_trio.server.service import ControlService
+
+    _, info = await start_server(nursery, make_settings(tmp_path))
+    alice, bob = await login(info, "alice"), await login(info, "bob")
+    await join(alice, "r", create=True)
+    await join(bob, "r")
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("injected fault")
+
+    monkeypatch.setattr(ControlService, "_on_typing", broken)
+    await bob.send(ev.SetTyping("r", True))
+    seen = await expect_closed(bob)
+    assert [n.code for n in seen if isinstance(n, ev.ErrorReply)] == [ev.ErrorCode.INTERNAL]
+    assert any(
+        isinstance(n, ev.Goodbye) and n.reason == ev.GoodbyeReason.INTERNAL_ERROR for n in seen
+    )
+    carol = await login(info, "carol")
+    await join(carol, "r")
+    await _assert_room_still_works(alice, carol, "r")
