@@ -5,9 +5,10 @@ times 20 ms). The smallest relative delay over a recent window is the fastest pa
 the network (the base); a packet's *jitter* is how much later than that it came. The target
 delay is a high quantile of jitter under a histogram that forgets old packets geometrically
 (as WebRTC NetEq does), so it grows at once when late packets appear and shrinks smoothly
-when the network calms down. Rare large outliers (spikes) enter the histogram with a small
-weight, so one spike neither forces a huge delay nor leaves one behind; if spikes keep coming
-their weight adds up and the delay covers them. Pure: no clock, no I/O.
+when the network calms down. A sample far above the target starts a *spike*: it and the
+packets that drain after it (until one is back under the target, at most 0.5 s) enter the
+histogram with a small weight, so one stall neither forces a huge delay nor leaves one behind;
+if spikes keep coming their weight adds up and the delay covers them. Pure: no clock, no I/O.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ BUCKET_S = 0.001
 
 WARMUP_PACKETS = 50
 """Before this many packets every sample counts fully: there is no target to be a spike of."""
+
+SPIKE_PACKETS = 25
+"""A spike lasts at most this many packets (0.5 s); what persists longer is the new normal."""
 
 MAX_DELAY_S = 0.5
 """Ceiling on the target: beyond half a second a conversation breaks down anyway."""
@@ -69,6 +73,7 @@ class DelayEstimator:
         self._target = 0.0
         self._last_jitter = 0.0
         self._spikes = 0
+        self._spike_left = 0
 
     @property
     def target(self) -> float:
@@ -126,11 +131,19 @@ class DelayEstimator:
 
     def _add(self, jitter: float) -> None:
         h = self._hist
-        spike = jitter > self._target + self._spike_margin
         weight = 1.0 - self._forget
-        if spike and self._count > WARMUP_PACKETS:
-            # A lone outlier far above the current target: damp it (see the module doc).
+        if self._spike_left:
+            # Inside a spike: the packets that queued behind the stall drain with falling
+            # delays; all of them above the target belong to the same event.
+            self._spike_left -= 1
+            if jitter <= self._target:
+                self._spike_left = 0
+            else:
+                weight *= self._spike_weight
+        elif jitter > self._target + self._spike_margin and self._count > WARMUP_PACKETS:
+            # An outlier far above the current target starts a spike (see the module doc).
             self._spikes += 1
+            self._spike_left = SPIKE_PACKETS
             weight *= self._spike_weight
         h *= self._forget
         idx = min(self._buckets - 1, max(0, int(jitter / BUCKET_S + 0.5)))
