@@ -79,10 +79,15 @@ class PushResult(Enum):
 
 @dataclass(frozen=True, slots=True)
 class Packet:
-    """A buffered voice packet: its Opus frame and copies of the frames before it."""
+    """A buffered voice packet: its Opus frame and copies of the frames before it.
+
+    ``end_of_spurt``: the sender stops after this frame (the voice datagram's END_OF_SPURT
+    flag), so the gap that follows is a pause, not loss, and needs no concealment.
+    """
 
     frame: bytes
     redundant: tuple[bytes, ...] = ()
+    end_of_spurt: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +178,7 @@ class JitterBuffer:
         self._max_payload = max_payload
         self._packets: dict[int, Packet] = {}
         self._ref: int | None = None  # extended seq of the newest accepted packet
-        self._ref_dtx = False  # ... and whether it announced a DTX pause
+        self._ref_pause = False  # ... and whether it announced a pause (DTX, end of spurt)
         self._last: int | None = None  # extended seq of the last frame decided
         self._next: int | None = None  # cursor while a talk spurt plays; None when idle
         self._seen: set[int] = set()
@@ -198,7 +203,13 @@ class JitterBuffer:
     # -- arrivals -------------------------------------------------------------------------
 
     def push(
-        self, seq: int, frame: bytes, now: float, *, redundant: Sequence[bytes] = ()
+        self,
+        seq: int,
+        frame: bytes,
+        now: float,
+        *,
+        redundant: Sequence[bytes] = (),
+        end_of_spurt: bool = False,
     ) -> PushResult:
         """Accept one untrusted packet that arrived at ``now``.
 
@@ -231,7 +242,9 @@ class JitterBuffer:
             self._duplicates += 1
             return PushResult.DUPLICATE
         self._late_run = 0
-        self._packets[ext] = Packet(bytes(frame), tuple(bytes(r) for r in redundant))
+        self._packets[ext] = Packet(
+            bytes(frame), tuple(bytes(r) for r in redundant), bool(end_of_spurt)
+        )
         # Look ahead as many frames as the sender's copies can rebuild (FEC: one).
         self._copies = max(1, sum(1 for r in redundant if r)) if self._fec or redundant else 0
         if len(self._packets) > self._capacity:
@@ -244,7 +257,7 @@ class JitterBuffer:
         self._count_loss(ext)
         if self._ref is None or ext > self._ref:
             self._ref = ext
-            self._ref_dtx = len(frame) <= MAX_DTX_PACKET
+            self._ref_pause = bool(end_of_spurt) or len(frame) <= MAX_DTX_PACKET
         self._observe(ext, now)
         return PushResult.BUFFERED
 
@@ -255,7 +268,7 @@ class JitterBuffer:
             return
         if ext > self._ref:
             gap = ext - self._ref - 1
-            if self._ref_dtx or gap > MAX_LOSS_GAP:
+            if self._ref_pause or gap > MAX_LOSS_GAP:
                 gap = 0  # a pause the sender announced, or too long to be loss
             for _ in range(gap):
                 self._loss += (1.0 - self._loss) / LOSS_WINDOW
@@ -345,6 +358,8 @@ class JitterBuffer:
             self._remember(n)
             self._advance(n, had_packet=True)
             self._played += 1
+            if packet.end_of_spurt and (n + 1) not in self._packets:
+                self._next = None  # the speaker said so: idle now, nothing to conceal
             return Play(n % self._modulus, packet)
         if now < self._due(n):
             self._stretched += 1

@@ -70,10 +70,16 @@ class SpeakerPlayout:
         return self._active
 
     def push(
-        self, seq: int, frame: bytes, now: float, *, redundant: Sequence[bytes] = ()
+        self,
+        seq: int,
+        frame: bytes,
+        now: float,
+        *,
+        redundant: Sequence[bytes] = (),
+        end_of_spurt: bool = False,
     ) -> PushResult:
         """Hand one untrusted voice packet to the buffer (see :meth:`JitterBuffer.push`)."""
-        return self._jitter.push(seq, frame, now, redundant=redundant)
+        return self._jitter.push(seq, frame, now, redundant=redundant, end_of_spurt=end_of_spurt)
 
     def pull(self, samples: int, now: float) -> Pcm:
         """Return exactly ``samples`` samples for the device block that starts at ``now``."""

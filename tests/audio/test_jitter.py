@@ -235,10 +235,11 @@ class JitterMachine(RuleBasedStateMachine):
         self.last: int | None = None
         self.seen_resyncs = 0
 
-    @rule(n=st.integers(1, 4))
-    def send_in_order(self, n: int) -> None:
-        for _ in range(n):
-            self.jb.push(self.sender, b"v", self.now)
+    @rule(n=st.integers(1, 4), last_of_spurt=st.booleans())
+    def send_in_order(self, n: int, last_of_spurt: bool) -> None:
+        for i in range(n):
+            eos = last_of_spurt and i == n - 1
+            self.jb.push(self.sender, b"v", self.now, end_of_spurt=eos)
             self.sent.append(self.sender)
             self.sender = (self.sender + 1) % M16
 
@@ -292,3 +293,15 @@ TestJitterMachine.settings = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
+
+
+def test_end_of_spurt_goes_idle_at_once_and_is_not_loss() -> None:
+    jb = JitterBuffer()
+    jb.push(0, b"a", 0.0)
+    jb.push(1, b"b", 0.02, end_of_spurt=True)
+    _, now = run_until_play(jb, 0.0)
+    assert isinstance(jb.pop(now + F), Play)
+    assert isinstance(jb.pop(now + 2 * F), Silence)  # no concealment after the last frame
+    jb.push(4, b"c", now + 3 * F)  # resumes after a 2-frame pause
+    assert jb.statistics().loss_estimate == 0.0
+    assert jb.statistics().concealed == 0
