@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import getpass
 import logging
 import sys
@@ -89,9 +88,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"echomesh-serve: {exc}", file=sys.stderr)
         return 2
     _configure_logging(settings.log_level)
-    # Everything imported so far lives as long as the process: keep the cyclic garbage
-    # collector from walking it again and again (it showed in the relay's profile).
-    gc.freeze()
     try:
         trio.run(_run, settings)
     except StoreError as exc:
@@ -108,11 +104,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 async def _run(settings: Settings) -> None:
     from echomesh_trio.server.app import EchoMeshServer, run_until_signalled
+    from echomesh_trio.server.gc_policy import maintain_gc
     from echomesh_trio.voice.control import RelayControl
     from echomesh_trio.voice.relay import VoiceRelay
 
     relay = VoiceRelay(cipher=settings.voice_cipher, max_packets_per_second=settings.voice_rate)
-    await run_until_signalled(EchoMeshServer(settings, voice=RelayControl(relay)))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(maintain_gc)
+        await run_until_signalled(EchoMeshServer(settings, voice=RelayControl(relay)))
+        nursery.cancel_scope.cancel()
 
 
 if __name__ == "__main__":

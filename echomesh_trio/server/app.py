@@ -136,9 +136,11 @@ class EchoMeshServer:
             await tcp.aclose()
             return
         stream: trio.abc.Stream = tcp
+        direct_fd: int | None = tcp.socket.fileno()
         if self._ssl is not None:
             stream = trio.SSLStream(tcp, self._ssl, server_side=True)
-        conn = Connection(stream, address, self.settings.outgoing_queue)
+            direct_fd = None  # TLS records must go through the SSL object
+        conn = Connection(stream, address, self.settings.outgoing_queue, direct_fd)
         self._connections.add(conn)
         self._per_address[address] += 1
         log.info("connect from %s (%d open)", address, len(self._connections))
@@ -159,6 +161,10 @@ class EchoMeshServer:
                 conn.close(full, ev.Goodbye(ev.GoodbyeReason.SERVER_FULL, full))
             assert self.service is not None
             await conn.run(self.service.dispatch, self.settings.idle_timeout)
+        except* Exception:
+            # A bug of ours in this connection's task: it must not take the server down.
+            log.exception("internal error in the task of %r", conn)
+            conn.close_reason = conn.close_reason or "internal error"
         finally:
             self._connections.discard(conn)
             if conn.close_reason is None:
@@ -169,7 +175,10 @@ class EchoMeshServer:
             if not self._per_address[address]:
                 del self._per_address[address]
             if self.service is not None:
-                self.service.disconnected(conn)
+                try:
+                    self.service.disconnected(conn)
+                except Exception:
+                    log.exception("internal error while %r left", conn)
             with trio.CancelScope(shield=True), trio.move_on_after(1):
                 await _close(stream)
             log.info(

@@ -204,3 +204,35 @@ async def test_an_internal_error_ends_only_that_connection(
     carol = await login(info, "carol")
     await join(carol, "r")
     await _assert_room_still_works(alice, carol, "r")
+
+
+async def test_a_crowd_leaving_at_once_does_not_disturb_the_server(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    """Each departure is broadcast to members who are themselves in the middle of closing."""
+    server, info = await start_server(nursery, make_settings(tmp_path))
+    crowd = []
+    for i in range(40):
+        conn = await login(info, f"c{i}")
+        await join(conn, "crowd", create=i == 0)
+        crowd.append(conn)
+    for _ in range(3):
+        for conn in crowd:
+            await conn.send(ev.SendChat("crowd", "bye"))
+        for conn in crowd:  # reset, not a clean close: the server's reads fail
+            assert isinstance(conn.stream, trio.SocketStream)
+            conn.stream.socket.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+            )
+        async with trio.open_nursery() as leaving:
+            for conn in crowd:
+                leaving.start_soon(conn.aclose)
+        with trio.fail_after(5):
+            while server.connection_count:  # noqa: ASYNC110 - polling the server's count
+                await trio.sleep(0.01)
+        crowd = []
+        for i in range(40):
+            conn = await login(info, f"c{i}")
+            await join(conn, "crowd")
+            crowd.append(conn)
+    await _assert_room_still_works(crowd[0], crowd[1], "crowd")
