@@ -20,6 +20,7 @@ from echomesh_trio.server.config import Settings
 from echomesh_trio.server.connection import Connection
 from echomesh_trio.server.service import ControlService, VoiceControl
 from echomesh_trio.server.store import Store
+from echomesh_trio.server.tls import TlsError, TlsSession
 from echomesh_trio.server.tlscert import ensure_self_signed, fingerprint, server_context
 
 log = logging.getLogger("echomesh.server")
@@ -135,24 +136,20 @@ class EchoMeshServer:
         except OSError:
             await tcp.aclose()
             return
-        stream: trio.abc.Stream = tcp
-        direct_fd: int | None = tcp.socket.fileno()
-        if self._ssl is not None:
-            stream = trio.SSLStream(tcp, self._ssl, server_side=True)
-            direct_fd = None  # TLS records must go through the SSL object
-        conn = Connection(stream, address, self.settings.outgoing_queue, direct_fd)
+        tls = TlsSession(self._ssl) if self._ssl is not None else None
+        conn = Connection(tcp, address, self.settings.outgoing_queue, tls)
         self._connections.add(conn)
         self._per_address[address] += 1
         log.info("connect from %s (%d open)", address, len(self._connections))
         try:
-            if isinstance(stream, trio.SSLStream):
-                with trio.move_on_after(TLS_HANDSHAKE_TIMEOUT):
+            if tls is not None:
+                with trio.move_on_after(TLS_HANDSHAKE_TIMEOUT) as handshake:
                     try:
-                        await stream.do_handshake()
-                    except trio.BrokenResourceError as exc:
-                        conn.close_reason = f"TLS handshake failed: {exc.__cause__ or exc}"
+                        await tls.handshake(tcp)
+                    except (TlsError, trio.BrokenResourceError) as exc:
+                        conn.close_reason = str(exc)
                         return
-                if not stream.cipher():
+                if handshake.cancelled_caught:
                     conn.close_reason = "TLS handshake timed out"
                     return
             full = self._over_limit(address)
@@ -180,7 +177,7 @@ class EchoMeshServer:
                 except Exception:
                     log.exception("internal error while %r left", conn)
             with trio.CancelScope(shield=True), trio.move_on_after(1):
-                await _close(stream)
+                await _close(tcp)
             log.info(
                 "disconnect %s%s: %s",
                 address,

@@ -4,13 +4,13 @@ Sending never blocks the sender: frames go into the connection's own bounded que
 a client that stops reading until that queue is full is disconnected. That way a slow
 reader can never delay delivery to anyone else.
 
-On plain TCP, a frame for a connection with nothing queued is written to the socket at
-once, without a task switch: a chat message to a 1,000-member room is then 1,000
-non-blocking ``send`` calls (bench.control measured the task-per-delivery path at ~28 us of
-server CPU per delivery, and fan-out p99 fell from seconds to tens of milliseconds).
-Whatever the kernel does not take is queued, and a writer task runs only while the queue
-is not empty; an idle connection costs one task, its reader (memory is a goal too: 20 KiB
-per connection).
+A frame for a connection with nothing queued is written to the socket at once, without a
+task switch (with TLS, its records are made right then: see tls.py). A chat message to a
+1,000-member room is then 1,000 non-blocking ``send`` calls (bench.control measured the
+task-per-delivery path at ~28 us of server CPU per delivery; fan-out p99 fell from seconds
+to tens of milliseconds). Whatever the kernel does not take is queued, and a writer task
+runs only while the queue is not empty; an idle connection costs one task, its reader
+(memory is a goal too: 20 KiB per connection).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from echomesh_trio.protocol import events as ev
 from echomesh_trio.protocol.codec import decode_request, notice_frame
 from echomesh_trio.protocol.errors import ProtocolError
 from echomesh_trio.protocol.framing import FrameDecoder
+from echomesh_trio.server.tls import TlsError, TlsSession
 
 log = logging.getLogger("echomesh.server")
 
@@ -46,6 +47,7 @@ class Connection:
     __slots__ = (
         "_direct_fd",
         "_nursery",
+        "_peer_closed",
         "_progress",
         "_queue",
         "_queue_limit",
@@ -57,21 +59,25 @@ class Connection:
         "frames_queued",
         "frames_written",
         "stream",
+        "tls",
         "user",
     )
 
     def __init__(
         self,
-        stream: trio.abc.Stream,
+        stream: trio.SocketStream,
         address: str,
         queue_size: int,
-        direct_fd: int | None = None,
+        tls: TlsSession | None = None,
     ) -> None:
-        """``direct_fd``: the socket's descriptor when ``stream`` is plain TCP over it, so
-        that frames can be written without a task switch (see the module docstring)."""
+        """``tls``: a session whose handshake is done; frames are then encrypted as they
+        are sent (see echomesh_trio/server/tls.py) and otherwise handled alike."""
         self.stream = stream
+        self.tls = tls
+        self._peer_closed = False
         self.address = address
-        self._direct_fd = direct_fd
+        # Frames are written with one non-blocking send when nothing is queued.
+        self._direct_fd = stream.socket.fileno()
         # Created on first use: an empty deque costs 760 bytes, and most connections
         # never need one because their frames are written directly.
         self._queue: deque[bytes] | None = None
@@ -117,8 +123,18 @@ class Connection:
         return True
 
     def _enqueue(self, frame: bytes) -> None:
+        if self.tls is not None:
+            try:
+                frame = self.tls.seal(frame)
+            except TlsError as exc:
+                self.abort(str(exc))
+                return
+        self._send_raw(frame)
+
+    def _send_raw(self, frame: bytes) -> None:
+        """Send bytes as they are (a frame, or TLS records), in order with the queue."""
         self.frames_queued += 1
-        if not self._writing and self._direct_fd is not None:
+        if not self._writing:
             try:
                 sent = os.write(self._direct_fd, frame)
             except OSError:  # BlockingIOError, or a failing connection the reader will see
@@ -179,6 +195,8 @@ class Connection:
             return
         if goodbye is not None:
             self._enqueue(notice_frame(goodbye))
+        if self.tls is not None and self.close_reason is None:
+            self._send_raw(self.tls.close_notify())
         if self.close_reason is not None:  # the goodbye overflowed the queue: aborted
             return
         self.close_reason = reason
@@ -212,7 +230,7 @@ class Connection:
         with trio.CancelScope() as idle:
             while self.close_reason is None:
                 idle.deadline = trio.current_time() + idle_timeout
-                data = await self.stream.receive_some(RECEIVE_SIZE)
+                data = await self._receive()
                 if not data:
                     self.close("closed by client")
                     return
@@ -243,6 +261,29 @@ class Connection:
                     f"nothing received for {idle_timeout:g} seconds",
                 ),
             )
+
+    async def _receive(self) -> bytes:
+        """The next bytes of the client's stream (decrypted with TLS); b"" at its end."""
+        if self.tls is None:
+            return await self.stream.receive_some(RECEIVE_SIZE)
+        # Start with what TLS already holds: a client may send its first request in the
+        # same segment as the end of the handshake.
+        data = b""
+        while not self._peer_closed:
+            try:
+                plain, reply, self._peer_closed = self.tls.open(data)
+            except TlsError as exc:
+                raise trio.BrokenResourceError(str(exc)) from None
+            if reply:
+                self._send_raw(reply)
+            if plain:
+                return plain
+            if self._peer_closed:
+                break
+            data = await self.stream.receive_some(RECEIVE_SIZE)
+            if not data:
+                break
+        return b""
 
     def reject_malformed(self, exc: ProtocolError) -> None:
         code = ev.ErrorCode[exc.code_name.removeprefix("ERR_")]

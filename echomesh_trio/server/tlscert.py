@@ -77,6 +77,9 @@ def fingerprint(cert_path: Path) -> str:
 def server_context(cert_path: Path, key_path: Path) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    # The server encrypts frames as they are sent (server/tls.py): a write must never
+    # wait for a read, which only TLS 1.2 renegotiation could demand.
+    ctx.options |= ssl.OP_NO_RENEGOTIATION
     ctx.load_cert_chain(cert_path, key_path)
     return ctx
 

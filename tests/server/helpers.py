@@ -28,9 +28,19 @@ async def start_server(
     return server, info
 
 
-async def connect(info: ServerInfo) -> ControlConnection:
+async def connect(
+    info: ServerInfo, sock: trio.socket.SocketType | None = None
+) -> ControlConnection:
+    """A client connection (over ``sock`` if given, e.g. one with small buffers)."""
     ctx = pinned_client_context(Path(info.cert_path)) if info.tls and info.cert_path else None
-    return await ControlConnection.connect("127.0.0.1", info.port, ctx)
+    if sock is None:
+        return await ControlConnection.connect("127.0.0.1", info.port, ctx)
+    await sock.connect(("127.0.0.1", info.port))
+    stream: trio.abc.Stream = trio.SocketStream(sock)
+    if ctx is not None:
+        stream = trio.SSLStream(stream, ctx, server_hostname="127.0.0.1")
+        await stream.do_handshake()
+    return ControlConnection(stream)
 
 
 async def login(info: ServerInfo, name: str, password: str = "secret") -> ControlConnection:

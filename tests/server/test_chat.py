@@ -10,8 +10,10 @@ from echomesh_trio.protocol import events as ev
 from tests.server.helpers import connect, join, login, make_settings, start_server
 
 
-async def test_three_clients_chat_in_a_room(nursery: trio.Nursery, tmp_path: Path) -> None:
-    _, info = await start_server(nursery, make_settings(tmp_path))
+async def test_three_clients_chat_in_a_room(
+    nursery: trio.Nursery, tmp_path: Path, tls: bool
+) -> None:
+    _, info = await start_server(nursery, make_settings(tmp_path, plaintext=not tls))
     alice, bob, carol = [await login(info, n) for n in ("alice", "bob", "carol")]
     snap = await join(alice, "lobby", create=True)
     assert [m.username for m in snap.members] == ["alice"]

@@ -116,3 +116,51 @@ async def test_sigterm_says_goodbye_and_leaves_the_database_intact(tmp_path: Pat
     assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     assert db.execute("SELECT content FROM chat").fetchall() == [("written before shutdown",)]
     db.close()
+
+
+async def test_a_request_sent_with_the_end_of_the_tls_handshake_is_answered(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    import ssl
+
+    from echomesh_trio.protocol.codec import decode_notice, request_frame
+    from echomesh_trio.protocol.framing import FrameDecoder
+    from echomesh_trio.server.tlscert import pinned_client_context
+
+    _, info = await start_server(nursery, make_settings(tmp_path, plaintext=False))
+    assert info.cert_path is not None
+    sock = trio.socket.socket()
+    await sock.connect(("127.0.0.1", info.port))
+
+    async def send_all(data: bytes) -> None:
+        while data:
+            data = data[await sock.send(data) :]
+
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = pinned_client_context(Path(info.cert_path)).wrap_bio(
+        incoming, outgoing, server_hostname="127.0.0.1"
+    )
+    with trio.fail_after(5):
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                await send_all(outgoing.read())
+                incoming.write(await sock.recv(65536))
+        # The client's last handshake flight and its login leave in one segment.
+        tls.write(request_frame(ev.Login("tina", "pw")))
+        await send_all(outgoing.read())
+        decoder = FrameDecoder()
+        while True:
+            incoming.write(await sock.recv(65536))
+            try:
+                plain = tls.read(65536)
+            except ssl.SSLWantReadError:
+                continue
+            notices = [decode_notice(body) for body in decoder.feed(plain)]
+            results = [n for n in notices if isinstance(n, ev.LoginResult)]
+            if results:
+                assert results[0].ok
+                break
+    sock.close()

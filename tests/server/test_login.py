@@ -59,8 +59,10 @@ async def test_repeated_failures_are_slowed_down(nursery: trio.Nursery, tmp_path
     assert locked.status_code == ev.LoginStatus.TOO_MANY_ATTEMPTS and "try again" in locked.message
 
 
-async def test_second_login_replaces_the_first(nursery: trio.Nursery, tmp_path: Path) -> None:
-    _, info = await start_server(nursery, make_settings(tmp_path))
+async def test_second_login_replaces_the_first(
+    nursery: trio.Nursery, tmp_path: Path, tls: bool
+) -> None:
+    _, info = await start_server(nursery, make_settings(tmp_path, plaintext=not tls))
     old = await login(info, "gina")
     watcher = await login(info, "hal")
     await join(old, "r", create=True)

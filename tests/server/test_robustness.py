@@ -21,9 +21,9 @@ async def _assert_room_still_works(a: ControlConnection, b: ControlConnection, r
 
 
 async def test_malformed_frame_closes_only_that_connection(
-    nursery: trio.Nursery, tmp_path: Path
+    nursery: trio.Nursery, tmp_path: Path, tls: bool
 ) -> None:
-    _, info = await start_server(nursery, make_settings(tmp_path))
+    _, info = await start_server(nursery, make_settings(tmp_path, plaintext=not tls))
     alice, bob, mallory = [await login(info, n) for n in ("alice", "bob", "mallory")]
     for c in (alice, bob, mallory):
         await join(c, "r", create=c is alice)
@@ -57,9 +57,11 @@ async def test_oversize_frame_and_unknown_type(nursery: trio.Nursery, tmp_path: 
 
 
 async def test_slow_reader_is_dropped_and_others_still_receive(
-    nursery: trio.Nursery, tmp_path: Path
+    nursery: trio.Nursery, tmp_path: Path, tls: bool
 ) -> None:
-    settings = make_settings(tmp_path, outgoing_queue=64, chat_rate=10_000, chat_burst=10_000)
+    settings = make_settings(
+        tmp_path, plaintext=not tls, outgoing_queue=64, chat_rate=10_000, chat_burst=10_000
+    )
     server, info = await start_server(nursery, settings)
     talker, reader = await login(info, "talker"), await login(info, "reader")
     await join(talker, "r", create=True)
@@ -67,8 +69,7 @@ async def test_slow_reader_is_dropped_and_others_still_receive(
     # A client with a tiny receive buffer that never reads after joining.
     sleeper_sock = trio.socket.socket()
     sleeper_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    await sleeper_sock.connect(("127.0.0.1", info.port))
-    sleeper = ControlConnection(trio.SocketStream(sleeper_sock))
+    sleeper = await connect(info, sleeper_sock)
     assert (await sleeper.login("sleeper", "pw")).ok
     await join(sleeper, "r")
 
@@ -99,9 +100,10 @@ async def test_slow_reader_is_dropped_and_others_still_receive(
 
 
 async def test_idle_connection_is_closed_with_a_reason(
-    nursery: trio.Nursery, tmp_path: Path
+    nursery: trio.Nursery, tmp_path: Path, tls: bool
 ) -> None:
-    _, info = await start_server(nursery, make_settings(tmp_path, idle_timeout=0.3))
+    settings = make_settings(tmp_path, plaintext=not tls, idle_timeout=0.3)
+    _, info = await start_server(nursery, settings)
     quiet = await login(info, "quiet")
     talky = await login(info, "talky")
     # Pinging keeps a connection alive well past the timeout ...
@@ -207,10 +209,10 @@ async def test_an_internal_error_ends_only_that_connection(
 
 
 async def test_a_crowd_leaving_at_once_does_not_disturb_the_server(
-    nursery: trio.Nursery, tmp_path: Path
+    nursery: trio.Nursery, tmp_path: Path, tls: bool
 ) -> None:
     """Each departure is broadcast to members who are themselves in the middle of closing."""
-    server, info = await start_server(nursery, make_settings(tmp_path))
+    server, info = await start_server(nursery, make_settings(tmp_path, plaintext=not tls))
     crowd = []
     for i in range(40):
         conn = await login(info, f"c{i}")
@@ -220,10 +222,9 @@ async def test_a_crowd_leaving_at_once_does_not_disturb_the_server(
         for conn in crowd:
             await conn.send(ev.SendChat("crowd", "bye"))
         for conn in crowd:  # reset, not a clean close: the server's reads fail
-            assert isinstance(conn.stream, trio.SocketStream)
-            conn.stream.socket.setsockopt(
-                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
-            )
+            tcp = conn.stream.transport_stream if tls else conn.stream  # type: ignore[attr-defined]
+            assert isinstance(tcp, trio.SocketStream)
+            tcp.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         async with trio.open_nursery() as leaving:
             for conn in crowd:
                 leaving.start_soon(conn.aclose)
