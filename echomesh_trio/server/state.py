@@ -48,7 +48,7 @@ def username_problem(name: str) -> str | None:
     return None
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Session(Generic[P]):
     """One logged-in user on one connection."""
 
