@@ -67,9 +67,6 @@ class ControlService:
     def _now_ms() -> int:
         return int(time.time() * 1000)
 
-    def session_of(self, conn: Connection) -> Session[Connection] | None:
-        return self._sessions_by_conn.get(conn)
-
     @staticmethod
     def _error(
         conn: Connection, request: ev.ClientRequest, code: E, message: str, retry: float = 0.0
@@ -183,7 +180,7 @@ class ControlService:
                 request.request_id,
             )
             return
-        user = await self._authenticate(conn, request)
+        user = await self._authenticate(conn, request, keys)
         if user is None:
             return
         self.throttle.record_success(keys[1:])
@@ -191,8 +188,11 @@ class ControlService:
             return
         await self._start_session(conn, user, request.request_id)
 
-    async def _authenticate(self, conn: Connection, request: ev.Login) -> UserRecord | None:
-        keys = (f"addr:{conn.address}", f"user:{request.username.lower()}")
+    async def _authenticate(
+        self, conn: Connection, request: ev.Login, keys: tuple[str, str]
+    ) -> UserRecord | None:
+        """The user, registered now if registration is open; None after a refusal was sent.
+        ``keys`` are the login throttle's: (address, username)."""
         user = await self.store.run(self.store.db.get_user, request.username)
         if user is None:
             if self.settings.registration != "open":
