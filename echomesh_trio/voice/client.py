@@ -4,6 +4,7 @@ decide between UDP and the TCP tunnel. Time is always passed in (ns, any monoton
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -40,7 +41,8 @@ class VoiceFrame:
     timestamp: int
     flags: Flags
     frame: bytes
-    redundant: bytes | None
+    redundant: tuple[bytes, ...]
+    """Copies of the previous frames, newest first (frame sequence-1, sequence-2, ...)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +108,7 @@ class VoiceSession:
         sequence: int,
         timestamp: int,
         end_of_spurt: bool = False,
-        redundant: bytes | None = None,
+        redundant: Sequence[bytes] = (),
     ) -> bytes:
         """Seal one Opus frame (timestamp in samples of media.SAMPLE_RATE)."""
         flags, payload = encode_voice_payload(frame, redundant)

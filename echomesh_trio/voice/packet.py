@@ -17,6 +17,7 @@ of it is authenticated.
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum, IntFlag, StrEnum
 from typing import Final
@@ -28,6 +29,7 @@ __all__ = [
     "HEADER",
     "HEADER_SIZE",
     "MAX_DATAGRAM_SIZE",
+    "MAX_REDUNDANT_FRAMES",
     "MIN_DATAGRAM_SIZE",
     "PROBE",
     "SAMPLE_RATE",
@@ -76,7 +78,8 @@ class Flags(IntFlag):
     END_OF_SPURT = 0x1
     """Last frame of a talk spurt: the receiver may drain its jitter buffer."""
     REDUNDANT = 0x2
-    """The payload carries a redundant copy of the previous frame after the primary one."""
+    """The payload also carries copies of up to three previous frames (see
+    encode_voice_payload)."""
 
 
 class DropReason(StrEnum):
@@ -138,24 +141,48 @@ def parse_untrusted(data: bytes) -> tuple[DatagramHeader, bytes]:
     return header, bytes(data[HEADER_SIZE:])
 
 
-def encode_voice_payload(frame: bytes, redundant: bytes | None = None) -> tuple[Flags, bytes]:
-    """Plaintext of a voice datagram: the Opus frame, then optionally the previous one."""
-    if redundant is None:
+MAX_REDUNDANT_FRAMES: Final = 3
+"""Previous frames one voice datagram may repeat (the audio engine sends one, or three on
+heavy bursty loss: docs/AUDIO.md)."""
+
+
+def encode_voice_payload(frame: bytes, redundant: Sequence[bytes] = ()) -> tuple[Flags, bytes]:
+    """Plaintext of a voice datagram: the Opus frame, and optionally copies of the previous
+    frames, newest first (``redundant[0]`` is frame N-1).
+
+    With copies (flag ``REDUNDANT``): ``u8`` count, a ``u16`` length per copy, the copies,
+    then the primary frame, which takes the rest.
+    """
+    if not redundant:
         return Flags.NONE, frame
-    return Flags.REDUNDANT, _REDUNDANT_LEN.pack(len(frame)) + frame + redundant
+    if len(redundant) > MAX_REDUNDANT_FRAMES:
+        raise ValueError(f"at most {MAX_REDUNDANT_FRAMES} redundant frames")
+    lengths = b"".join(_REDUNDANT_LEN.pack(len(r)) for r in redundant)
+    return Flags.REDUNDANT, bytes([len(redundant)]) + lengths + b"".join(redundant) + frame
 
 
-def parse_untrusted_voice_payload(flags: Flags, plaintext: bytes) -> tuple[bytes, bytes | None]:
-    """Inverse of encode_voice_payload: (frame, redundant frame or None)."""
+def parse_untrusted_voice_payload(
+    flags: Flags, plaintext: bytes
+) -> tuple[bytes, tuple[bytes, ...]]:
+    """Inverse of encode_voice_payload: (frame, redundant copies, newest first)."""
     if not flags & Flags.REDUNDANT:
-        return plaintext, None
-    if len(plaintext) < _REDUNDANT_LEN.size:
-        raise InvalidDatagram(DropReason.MALFORMED, "redundancy length missing")
-    (n,) = _REDUNDANT_LEN.unpack_from(plaintext)
-    end = _REDUNDANT_LEN.size + n
-    if end > len(plaintext):
-        raise InvalidDatagram(DropReason.MALFORMED, "redundancy length past the end")
-    return plaintext[_REDUNDANT_LEN.size : end], plaintext[end:]
+        return plaintext, ()
+    if not plaintext:
+        raise InvalidDatagram(DropReason.MALFORMED, "redundancy count missing")
+    count = plaintext[0]
+    if not 1 <= count <= MAX_REDUNDANT_FRAMES:
+        raise InvalidDatagram(DropReason.MALFORMED, f"redundancy count {count}")
+    pos = 1 + count * _REDUNDANT_LEN.size
+    if pos > len(plaintext):
+        raise InvalidDatagram(DropReason.MALFORMED, "redundancy lengths missing")
+    copies = []
+    for i in range(count):
+        (n,) = _REDUNDANT_LEN.unpack_from(plaintext, 1 + i * _REDUNDANT_LEN.size)
+        if pos + n > len(plaintext):
+            raise InvalidDatagram(DropReason.MALFORMED, "redundant frame past the end")
+        copies.append(plaintext[pos : pos + n])
+        pos += n
+    return plaintext[pos:], tuple(copies)
 
 
 def parse_untrusted_probe(plaintext: bytes) -> tuple[int, int]:

@@ -40,14 +40,16 @@ def test_client_accepts_only_what_the_server_sealed_for_it() -> None:
         relay.set_active_room(s.source_id, "r")
     sent.clear()
     relay.receive_datagram(
-        a.voice(b"hi", sequence=5, timestamp=4800, end_of_spurt=True, redundant=b"prev"),
+        a.voice(
+            b"hi", sequence=5, timestamp=4800, end_of_spurt=True, redundant=[b"prev", b"older"]
+        ),
         ("127.0.0.1", 0),
         2,
     )
     ((for_b,), (for_c,)) = sent[1], sent[2]
     ev = b.receive_untrusted(for_b, 3)
     flags = Flags.END_OF_SPURT | Flags.REDUNDANT
-    assert ev == VoiceFrame(a.source_id, 5, 4800, flags, b"hi", b"prev")
+    assert ev == VoiceFrame(a.source_id, 5, 4800, flags, b"hi", (b"prev", b"older"))
     with pytest.raises(InvalidDatagram):
         b.receive_untrusted(for_b, 3)  # replayed
     with pytest.raises(InvalidDatagram):

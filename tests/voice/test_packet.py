@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from echomesh_trio.voice.packet import (
     HEADER_SIZE,
     MAX_DATAGRAM_SIZE,
+    MAX_REDUNDANT_FRAMES,
     DropReason,
     Flags,
     InvalidDatagram,
@@ -30,7 +31,7 @@ from echomesh_trio.voice.seal import (
 def test_seal_open_round_trip(cipher: str) -> None:
     key = new_key(cipher)
     sealer, opener = Sealer(cipher, key, CLIENT_TO_SERVER), Opener(cipher, key, CLIENT_TO_SERVER)
-    flags, payload = encode_voice_payload(b"opus", b"prev")
+    flags, payload = encode_voice_payload(b"opus", [b"prev"])
     dg = sealer.seal(Kind.VOICE, 7, payload, sequence=3, timestamp=2880, flags=flags)
     header, _ = parse_untrusted(dg)
     assert (header.kind, header.source_id, header.sequence, header.timestamp) == (
@@ -41,7 +42,7 @@ def test_seal_open_round_trip(cipher: str) -> None:
     )
     assert header.counter == 1 and header.flags == Flags.REDUNDANT
     plain = opener.open(header, dg)
-    assert parse_untrusted_voice_payload(header.flags, plain) == (b"opus", b"prev")
+    assert parse_untrusted_voice_payload(header.flags, plain) == (b"opus", (b"prev",))
 
 
 def test_counters_never_repeat_and_direction_matters() -> None:
@@ -124,3 +125,21 @@ def test_replay_window_accepts_each_index_at_most_once(indices: list[int]) -> No
             accepted.add(i)
         else:
             assert i in accepted or i <= w.top - 64
+
+
+@given(
+    st.binary(max_size=200),
+    st.lists(st.binary(max_size=200), max_size=MAX_REDUNDANT_FRAMES),
+)
+def test_voice_payload_round_trip(frame: bytes, redundant: list[bytes]) -> None:
+    flags, payload = encode_voice_payload(frame, redundant)
+    assert bool(flags & Flags.REDUNDANT) == bool(redundant)
+    assert parse_untrusted_voice_payload(flags, payload) == (frame, tuple(redundant))
+
+
+def test_voice_payload_limits() -> None:
+    with pytest.raises(ValueError):
+        encode_voice_payload(b"x", [b"a"] * (MAX_REDUNDANT_FRAMES + 1))
+    for bad in (b"", b"\x00", b"\x04" + b"\x00" * 8, b"\x01\x00", b"\x01\x00\x09abc"):
+        with pytest.raises(InvalidDatagram):
+            parse_untrusted_voice_payload(Flags.REDUNDANT, bad)
