@@ -164,3 +164,34 @@ async def test_a_request_sent_with_the_end_of_the_tls_handshake_is_answered(
                 assert results[0].ok
                 break
     sock.close()
+
+
+async def test_own_certificate_and_key(nursery: trio.Nursery, tmp_path: Path) -> None:
+    from echomesh_trio.server.tlscert import ensure_self_signed
+
+    cert, key = ensure_self_signed(tmp_path / "mine", common_name="chat.example")
+    settings = make_settings(tmp_path / "data", plaintext=False, cert=cert, key=key)
+    _, info = await start_server(nursery, settings)
+    assert info.fingerprint == fingerprint(cert) and info.cert_path == str(cert)
+    assert not (tmp_path / "data" / "tls").exists()  # nothing generated
+    assert (await login(info, "alice")).stream is not None
+
+
+async def test_connect_login_and_disconnect_are_logged_with_reasons(
+    nursery: trio.Nursery, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    caplog.set_level(logging.INFO, logger="echomesh.server")
+    _, info = await start_server(nursery, make_settings(tmp_path))
+    alice = await login(info, "alice")
+    await alice.aclose()
+    with trio.fail_after(5):
+        while not any("disconnect" in r.getMessage() for r in caplog.records):  # noqa: ASYNC110
+            await trio.sleep(0.01)
+    lines = [r.getMessage() for r in caplog.records]
+    assert any(line.startswith("connect from 127.0.0.1") for line in lines)
+    assert any(line.startswith("login alice (id ") for line in lines)
+    assert any(
+        line.startswith("disconnect 127.0.0.1 (alice): closed by client") for line in lines
+    ), lines
