@@ -24,7 +24,6 @@ class ControlConnection:
         self.stream = stream
         self._decoder = FrameDecoder()
         self._pending: list[ev.ServerNotice] = []
-        self._next_request_id = 0
 
     @classmethod
     async def connect(
@@ -50,10 +49,6 @@ class ControlConnection:
 
     async def aclose(self) -> None:
         await trio.aclose_forcefully(self.stream)
-
-    def next_request_id(self) -> int:
-        self._next_request_id = (self._next_request_id + 1) & 0xFFFFFFFF or 1
-        return self._next_request_id
 
     async def send(self, request: ev.ClientRequest) -> None:
         await self.stream.send_all(request_frame(request))

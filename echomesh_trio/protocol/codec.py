@@ -9,7 +9,7 @@ fault and raises a ``ProtocolError`` subclass.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from google.protobuf.message import DecodeError
 
@@ -19,6 +19,7 @@ from echomesh_trio.protocol.errors import MalformedMessage, UnknownMessageType
 from echomesh_trio.protocol.framing import encode_frame
 
 _Msg = Any  # pb.EchoMsg; typed loosely because the generated stubs are dynamic
+D = TypeVar("D")
 
 
 def _parse(body: bytes) -> _Msg:
@@ -154,8 +155,12 @@ _REQUEST_DECODERS: dict[int, Callable[[_Msg], ev.ClientRequest]] = {
 
 def decode_request(body: bytes) -> ev.ClientRequest:
     """Parse one frame body sent by a client. Raises ProtocolError for anything invalid."""
+    return _decode(body, _REQUEST_DECODERS)
+
+
+def _decode(body: bytes, decoders: dict[int, Callable[[_Msg], D]]) -> D:
     msg = _parse(body)
-    decoder = _REQUEST_DECODERS.get(msg.type)
+    decoder = decoders.get(msg.type)
     if decoder is None:
         raise UnknownMessageType(msg.type)
     return decoder(msg)
@@ -392,11 +397,10 @@ def _n_voice_stats(m: _Msg) -> ev.ServerNotice:
 
 def _n_goodbye(m: _Msg) -> ev.ServerNotice:
     g = _need(m, "goodbye")
-    reason = (
-        ev.GoodbyeReason(g.reason)
-        if g.reason in ev.GoodbyeReason._value2member_map_
-        else (ev.GoodbyeReason.UNKNOWN)
-    )
+    try:
+        reason = ev.GoodbyeReason(g.reason)
+    except ValueError:  # a reason newer than this client: still a goodbye
+        reason = ev.GoodbyeReason.UNKNOWN
     return ev.Goodbye(reason, g.message)
 
 
@@ -442,8 +446,4 @@ _NOTICE_DECODERS: dict[int, Callable[[_Msg], ev.ServerNotice]] = {
 
 def decode_notice(body: bytes) -> ev.ServerNotice:
     """Parse one frame body sent by a server. Raises ProtocolError for anything invalid."""
-    msg = _parse(body)
-    decoder = _NOTICE_DECODERS.get(msg.type)
-    if decoder is None:
-        raise UnknownMessageType(msg.type)
-    return decoder(msg)
+    return _decode(body, _NOTICE_DECODERS)

@@ -85,21 +85,20 @@ class EchoMeshServer:
                 self.service.background = connections
                 # The relay is bound before the first client can log in and ask for it.
                 udp_port = 0
-                start_voice = getattr(self.voice, "serve_udp", None)
-                if start_voice is not None:
+                if self.voice is not None:
                     udp_port = await connections.start(
-                        start_voice, settings.host, settings.udp_port or port
+                        self.voice.serve_udp, settings.host, settings.udp_port or port
                     )
                 connections.start_soon(self._accept, listeners, connections)
                 info = ServerInfo(
                     settings.host, port, udp_port, self._ssl is not None, fp, cert_path
                 )
                 log.info(
-                    "listening on %s:%d (%s), voice on UDP %d, data in %s",
+                    "listening on %s:%d (%s), %s, data in %s",
                     settings.host,
                     port,
                     "TLS" if self._ssl else "plaintext",
-                    udp_port,
+                    f"voice on UDP {udp_port}" if udp_port else "no voice",
                     settings.data_dir,
                 )
                 if fp:

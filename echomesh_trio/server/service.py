@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import trio
 
@@ -34,6 +34,9 @@ LS = ev.LoginStatus
 class VoiceControl(Protocol):
     """What the control plane needs from the voice relay (see echomesh_trio.voice)."""
 
+    async def serve_udp(
+        self, host: str, port: int = 0, *, task_status: trio.TaskStatus[Any] = ...
+    ) -> None: ...
     def register(self, user_id: int) -> ev.VoiceSetupInfo: ...
     def unregister(self, source_id: int) -> None: ...
     def set_active_room(self, source_id: int, room_id: str | None) -> None: ...
@@ -463,11 +466,14 @@ class ControlService:
         self._broadcast(others, notice_frame(notice))
 
     # ------------------------------------------------------------------ voice
-    def _set_voice_room(self, session: Session[Connection], room: str | None) -> None:
+    def _set_voice_room(
+        self, session: Session[Connection], room: str | None, request_id: int = 0
+    ) -> None:
+        """Make ``room`` the session's active voice room and tell its client."""
         session.voice_room = room
         if self.voice is not None and session.source_id:
             self.voice.set_active_room(session.source_id, room)
-            session.peer.send_nowait(ev.VoiceRoomChanged(room or ""))
+            session.peer.send_nowait(ev.VoiceRoomChanged(room or ""), request_id)
 
     def _on_set_voice_room(
         self, conn: Connection, session: Session[Connection], request: ev.SetVoiceRoom
@@ -479,9 +485,7 @@ class ControlService:
         if self.voice is None:
             self._error(conn, request, E.BAD_REQUEST, "voice is not enabled on this server")
             return
-        session.voice_room = room
-        self.voice.set_active_room(session.source_id, room)
-        conn.send_nowait(ev.VoiceRoomChanged(room or ""), request.request_id)
+        self._set_voice_room(session, room, request.request_id)
 
     def _on_voice(
         self, conn: Connection, session: Session[Connection], request: ev.ClientRequest

@@ -89,7 +89,3 @@ class TlsSession:
         except ssl.SSLError:  # SSLWantReadError: the peer's reply is not awaited
             pass
         return self._outgoing.read()
-
-    @property
-    def version(self) -> str | None:
-        return self._object.version()
