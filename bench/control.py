@@ -35,6 +35,7 @@ from typing import Any
 
 import trio
 
+from bench.common import free_port, machine_cpu, percentile, proc_cpu_s, proc_rss_kib
 from echomesh_trio.protocol import events as ev
 from echomesh_trio.protocol import message_pb2 as pb
 from echomesh_trio.protocol.codec import request_frame
@@ -63,37 +64,6 @@ def raise_fd_limit() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def proc_rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
-
-
-def proc_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process (its threads included)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
-
-
-def machine_cpu() -> tuple[float, float]:
-    """(busy, total) jiffies of all cores, from /proc/stat."""
-    with open("/proc/stat") as f:
-        values = [int(v) for v in f.readline().split()[1:]]
-    idle = values[3] + values[4]  # idle + iowait
-    return sum(values) - idle, sum(values)
 
 
 @dataclass
@@ -336,12 +306,6 @@ async def quiesce(stats: Stats, quiet: float = 1.0, budget: float = 120.0) -> No
             await trio.sleep(quiet)
             if stats.frames == before:
                 return
-
-
-def percentile(sorted_values: list[float], q: float) -> float:
-    if not sorted_values:
-        return float("nan")
-    return sorted_values[min(len(sorted_values) - 1, round(q * (len(sorted_values) - 1)))]
 
 
 def room_for(index: int, room_size: int) -> str:

@@ -36,6 +36,7 @@ from typing import Any
 
 import trio
 
+from bench.common import free_port, percentile, proc_cpu_split_s
 from bench.relay_load import User, run_receiver, run_sender
 from bench.relay_server import ROOM_SIZE
 from echomesh_trio.client.control import ControlConnection
@@ -48,13 +49,6 @@ SETUP_SECONDS = 180.0
 LOGIN_CONCURRENCY = 32
 PING_EVERY = 10.0  # the server closes a connection idle for 30 s
 DEFAULT_RATE = 100  # the relay's default per-user packets/s limit
-_CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def _cpu_seconds(pid: int) -> tuple[float, float]:
-    """(user, system) CPU seconds of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) / _CLK_TCK, int(fields[12]) / _CLK_TCK  # utime, stime
 
 
 def _udp_drops(port: int) -> int:
@@ -67,20 +61,6 @@ def _udp_drops(port: int) -> int:
             if fields[1] == local:
                 return int(fields[-1])
     return 0
-
-
-def _free_port() -> int:
-    """A port free for both TCP and UDP on 127.0.0.1 (the server uses the same number)."""
-    for _ in range(50):
-        with socket.socket() as t, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            t.bind(("127.0.0.1", 0))
-            port = t.getsockname()[1]
-            try:
-                u.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return int(port)
-    raise SystemExit("no free port")
 
 
 def _user_socket() -> socket.socket:
@@ -112,13 +92,6 @@ def _hello_all(users: list[User], server: tuple[str, int]) -> None:
     ep.close()
     if pending:
         raise SystemExit(f"{len(pending)} users got no hello-ack")
-
-
-def _percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
 
 
 # ---- the server ----
@@ -263,7 +236,7 @@ def _load(
     sender.start()
     while time.monotonic_ns() < start_ns:
         time.sleep(0.001)
-    user0, sys0 = _cpu_seconds(pid)
+    user0, sys0 = proc_cpu_split_s(pid)
     drops0 = _udp_drops(server[1])
     if not tx_parent.poll(seconds + 30):
         sender.kill()
@@ -271,7 +244,7 @@ def _load(
     sent, send_errors, late_ms, sender_cpu = tx_parent.recv()
     sender.join(10)
     time.sleep(0.2)  # let the relay finish what is queued
-    user1, sys1 = _cpu_seconds(pid)
+    user1, sys1 = proc_cpu_split_s(pid)
     drops1 = _udp_drops(server[1])
     wall = (time.monotonic_ns() - start_ns) / 1e9
     if not rx_parent.poll(30):
@@ -294,7 +267,7 @@ def _load(
 
 
 def _run_real_server(args: argparse.Namespace) -> tuple[dict[str, Any], Counter[str], int, int]:
-    port = _free_port()
+    port = free_port(udp_too=True)
     with tempfile.TemporaryDirectory() as tmp:
         proc = subprocess.Popen(_server_command(args, port, Path(tmp)), text=True)
         try:
@@ -400,7 +373,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "ceiling_users_per_core": round(relayed_in / max(cpu, 1e-9) / 50),
         "server_kernel_fraction": round(load["cpu_sys"] / max(cpu, 1e-9), 2),
         "p50_ms": round(statistics.median(latencies), 3) if latencies else None,
-        "p99_ms": round(_percentile(latencies, 0.99), 3) if latencies else None,
+        "p99_ms": round(percentile(latencies, 0.99), 3) if latencies else None,
         "max_ms": round(max(latencies), 3) if latencies else None,
         "latency_samples": len(latencies),
         "dropped": sum(dropped.values()) + socket_drops,
