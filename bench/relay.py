@@ -140,7 +140,7 @@ async def _login(port: int, i: int) -> Client:
     result = await conn.login(f"talker{i}", "benchmark")
     if not result.ok:
         raise SystemExit(f"login of talker{i} failed: {result}")
-    return Client(i, conn, await conn.receive_until(ev.VoiceSetupInfo))
+    return Client(i, conn, await conn.receive_matching(ev.VoiceSetupInfo))
 
 
 async def _enter_room(c: Client) -> None:
@@ -149,7 +149,7 @@ async def _enter_room(c: Client) -> None:
     await c.conn.send(ev.CreateRoom(room) if first else ev.JoinRoom(room))
     snapshot = changed = False
     while not (snapshot and changed):  # both arrive; the order is the server's business
-        notice = await c.conn.receive()
+        notice = (await c.conn.receive()).event
         if isinstance(notice, ev.RoomSnapshot) and notice.room_id == room:
             snapshot = True
         elif isinstance(notice, ev.VoiceRoomChanged) and notice.room_id == room:
@@ -177,8 +177,8 @@ async def _stats(clients: list[Client]) -> tuple[int, int, Counter[str]]:
 
     async def one(c: Client) -> None:
         nonlocal total_in, total_out
-        await c.conn.send(ev.RequestVoiceStats(request_id=c.index + 1))
-        report = await c.conn.receive_until(ev.VoiceStatsReport)
+        await c.conn.send(ev.RequestVoiceStats(), c.index + 1)
+        report = await c.conn.receive_matching(ev.VoiceStatsReport)
         total_in += report.packets_in
         total_out += report.packets_out
         dropped.update(report.dropped)

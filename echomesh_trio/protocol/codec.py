@@ -9,17 +9,21 @@ fault and raises a ``ProtocolError`` subclass.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from google.protobuf.message import DecodeError
 
 from echomesh_trio.protocol import events as ev
 from echomesh_trio.protocol import message_pb2 as pb
-from echomesh_trio.protocol.errors import MalformedMessage, UnknownMessageType
+from echomesh_trio.protocol.errors import (
+    BadRequest,
+    MalformedMessage,
+    ProtocolError,
+    UnknownMessageType,
+)
 from echomesh_trio.protocol.framing import encode_frame
 
 _Msg = Any  # pb.EchoMsg; typed loosely because the generated stubs are dynamic
-D = TypeVar("D")
 
 
 def _parse(body: bytes) -> _Msg:
@@ -70,70 +74,88 @@ def _chat_into(target: Any, m: ev.ChatMessage) -> None:
 
 
 def _enum(enum_cls: type[Any], value: int, what: str) -> Any:
+    """A request's enum field: a value we do not define is a bad request (the frame itself
+    is fine, so the connection stays)."""
     try:
         return enum_cls(value)
     except ValueError:
-        raise MalformedMessage(f"unknown {what} {value}") from None
+        raise BadRequest(f"unknown {what} {value}") from None
+
+
+def _enum_or(enum_cls: type[Any], value: int, fallback: Any) -> Any:
+    """A notice's enum field: a value newer than this client maps to ``fallback``."""
+    try:
+        return enum_cls(value)
+    except ValueError:
+        return fallback
 
 
 # ------------------------------------------------------------------ client -> server
 
-_ROOM_ACTIONS: dict[int, type[ev.CreateRoom | ev.JoinRoom | ev.LeaveRoom]] = {
+_ROOM_ACTIONS: dict[int, type[ev.CreateRoom | ev.JoinRoom | ev.LeaveRoom | ev.DeleteRoom]] = {
     pb.RA_CREATE: ev.CreateRoom,
     pb.RA_JOIN: ev.JoinRoom,
     pb.RA_LEAVE: ev.LeaveRoom,
+    pb.RA_DELETE: ev.DeleteRoom,
 }
+_ROOM_ACTION_OF = {cls: action for action, cls in _ROOM_ACTIONS.items()}
 
 
 def _req_login(m: _Msg) -> ev.ClientRequest:
     r = _need(m, "login_request")
-    return ev.Login(r.username, r.password, r.client_name, m.request_id)
+    return ev.Login(r.username, r.password, r.client_name)
 
 
 def _req_room_action(m: _Msg) -> ev.ClientRequest:
     r = _need(m, "room_action")
     cls = _ROOM_ACTIONS.get(r.action_type)
     if cls is None:
-        raise MalformedMessage(f"unknown room action {r.action_type}")
-    return cls(r.room_id, m.request_id)
+        raise BadRequest(f"unknown room action {r.action_type}")
+    return cls(r.room_id)
 
 
 def _req_chat(m: _Msg) -> ev.ClientRequest:
     r = _need(m, "chat_msg")
-    return ev.SendChat(r.room_id, r.content, r.client_msg_id, m.request_id)
+    return ev.SendChat(r.room_id, r.content, r.client_msg_id)
 
 
 def _req_direct(m: _Msg) -> ev.ClientRequest:
     r = _need(m, "direct_msg")
-    return ev.SendDirect(r.content, r.to_user_id, r.to_username, r.client_msg_id, m.request_id)
+    return ev.SendDirect(r.content, r.to_user_id, r.to_username, r.client_msg_id)
 
 
 def _req_typing(m: _Msg) -> ev.ClientRequest:
     r = _need(m, "typing")
-    return ev.SetTyping(r.room_id, r.active, m.request_id)
+    return ev.SetTyping(r.room_id, r.active)
 
 
 def _req_voice_room(m: _Msg) -> ev.ClientRequest:
     r = _need(m, "voice_active_room")
-    return ev.SetVoiceRoom(r.room_id, m.request_id)
+    return ev.SetVoiceRoom(r.room_id)
 
 
 def _req_voice_transport(m: _Msg) -> ev.ClientRequest:
     r = _need(m, "voice_transport")
-    transport = _enum(ev.VoiceTransport, r.transport, "voice transport")
-    return ev.ChooseVoiceTransport(transport, m.request_id)
+    return ev.ChooseVoiceTransport(_enum(ev.VoiceTransport, r.transport, "voice transport"))
+
+
+def _req_voice_loss(m: _Msg) -> ev.ClientRequest:
+    r = _need(m, "voice_loss_report")
+    return ev.ReportVoiceLoss(
+        tuple(ev.SpeakerLoss(x.source_id, x.expected, x.lost, x.late) for x in r.speakers)
+    )
 
 
 def _ping(m: _Msg) -> ev.Ping:
-    return ev.Ping(m.ping.nonce, m.ping.sent_ms, m.request_id)
+    return ev.Ping(m.ping.nonce, m.ping.sent_ms)
 
 
 def _pong(m: _Msg) -> ev.Pong:
-    return ev.Pong(m.ping.nonce, m.ping.sent_ms, m.request_id)
+    return ev.Pong(m.ping.nonce, m.ping.sent_ms)
 
 
 def _tunnel(m: _Msg) -> ev.VoiceDatagram:
-    return ev.VoiceDatagram(_need(m, "voice_tunnel").datagram, m.request_id)
+    return ev.VoiceDatagram(_need(m, "voice_tunnel").datagram)
 
 
 _REQUEST_DECODERS: dict[int, Callable[[_Msg], ev.ClientRequest]] = {
@@ -142,45 +164,44 @@ _REQUEST_DECODERS: dict[int, Callable[[_Msg], ev.ClientRequest]] = {
     pb.MT_CHAT_MSG: _req_chat,
     pb.MT_DIRECT_MSG: _req_direct,
     pb.MT_TYPING: _req_typing,
-    pb.MT_ROOM_LIST_REQUEST: lambda m: ev.ListRooms(m.request_id),
-    pb.MT_PRESENCE_REQUEST: lambda m: ev.ListPresence(m.request_id),
+    pb.MT_ROOM_LIST_REQUEST: lambda m: ev.ListRooms(),
+    pb.MT_PRESENCE_REQUEST: lambda m: ev.ListPresence(),
     pb.MT_VOICE_ACTIVE_ROOM: _req_voice_room,
     pb.MT_VOICE_TRANSPORT: _req_voice_transport,
-    pb.MT_VOICE_STATS_REQUEST: lambda m: ev.RequestVoiceStats(m.request_id),
+    pb.MT_VOICE_STATS_REQUEST: lambda m: ev.RequestVoiceStats(),
+    pb.MT_VOICE_LOSS_REPORT: _req_voice_loss,
     pb.MT_PING: _ping,
     pb.MT_PONG: _pong,
     pb.MT_VOICE_TUNNEL: _tunnel,
 }
 
 
-def decode_request(body: bytes) -> ev.ClientRequest:
-    """Parse one frame body sent by a client. Raises ProtocolError for anything invalid."""
-    return _decode(body, _REQUEST_DECODERS)
-
-
-def _decode(body: bytes, decoders: dict[int, Callable[[_Msg], D]]) -> D:
+def decode_request(body: bytes) -> ev.Incoming[ev.ClientRequest]:
+    """Parse one frame body sent by a client. Raises ProtocolError for anything invalid
+    (``BadRequest``, which leaves the connection open, for undefined enum values)."""
     msg = _parse(body)
-    decoder = decoders.get(msg.type)
-    if decoder is None:
-        raise UnknownMessageType(msg.type)
-    return decoder(msg)
+    decoder = _REQUEST_DECODERS.get(msg.type)
+    try:
+        if decoder is None:
+            raise UnknownMessageType(msg.type)
+        return ev.Incoming(msg.request_id, decoder(msg))
+    except ProtocolError as exc:
+        exc.request_id = msg.request_id
+        raise
 
 
-def encode_request(request: ev.ClientRequest) -> bytes:
+def encode_request(request: ev.ClientRequest, request_id: int = 0) -> bytes:
     """Serialize a client request to a frame body."""
-    msg: _Msg = pb.EchoMsg(request_id=request.request_id)
+    msg: _Msg = pb.EchoMsg(request_id=request_id)
     match request:
         case ev.Login():
             msg.type = pb.MT_LOGIN_REQUEST
             lr = msg.login_request
             lr.username, lr.password = request.username, request.password
             lr.client_name = request.client_name
-        case ev.CreateRoom() | ev.JoinRoom() | ev.LeaveRoom():
+        case ev.CreateRoom() | ev.JoinRoom() | ev.LeaveRoom() | ev.DeleteRoom():
             msg.type = pb.MT_ROOM_ACTION
-            action = {ev.CreateRoom: pb.RA_CREATE, ev.JoinRoom: pb.RA_JOIN}.get(
-                type(request), pb.RA_LEAVE
-            )
-            msg.room_action.action_type = action
+            msg.room_action.action_type = _ROOM_ACTION_OF[type(request)]
             msg.room_action.room_id = request.room_id
         case ev.SendChat():
             msg.type = pb.MT_CHAT_MSG
@@ -208,6 +229,13 @@ def encode_request(request: ev.ClientRequest) -> bytes:
             msg.voice_transport.transport = int(request.transport)
         case ev.RequestVoiceStats():
             msg.type = pb.MT_VOICE_STATS_REQUEST
+        case ev.ReportVoiceLoss():
+            msg.type = pb.MT_VOICE_LOSS_REPORT
+            msg.voice_loss_report.SetInParent()
+            for x in request.speakers:
+                msg.voice_loss_report.speakers.add(
+                    source_id=x.source_id, expected=x.expected, lost=x.lost, late=x.late
+                )
         case ev.Ping() | ev.Pong() | ev.VoiceDatagram():
             _encode_shared(msg, request)
         case _:  # pragma: no cover - exhaustiveness guard for our own callers
@@ -233,7 +261,7 @@ def _encode_shared(msg: _Msg, event: ev.Ping | ev.Pong | ev.VoiceDatagram) -> No
 
 def encode_notice(notice: ev.ServerNotice, request_id: int = 0) -> bytes:
     """Serialize a server notice to a frame body; ``request_id`` echoes the request."""
-    msg: _Msg = pb.EchoMsg(request_id=request_id or getattr(notice, "request_id", 0))
+    msg: _Msg = pb.EchoMsg(request_id=request_id)
     match notice:
         case ev.LoginResult():
             msg.type = pb.MT_LOGIN_RESPONSE
@@ -257,16 +285,16 @@ def encode_notice(notice: ev.ServerNotice, request_id: int = 0) -> bytes:
             d.to_username, d.content = notice.to_username, notice.content
             d.timestamp_ms, d.client_msg_id = notice.timestamp_ms, notice.client_msg_id
             d.offline = notice.offline
-        case ev.MemberJoined() | ev.MemberLeft():
+        case ev.MemberJoined() | ev.MemberLeft() | ev.RoomDeleted():
             msg.type = pb.MT_ROOM_EVENT
-            is_join = isinstance(notice, ev.MemberJoined)
-            msg.room_event.kind = pb.RE_JOINED if is_join else pb.RE_LEFT
+            kind, action, subject = _ROOM_EVENT_KINDS[type(notice)]
+            msg.room_event.kind = kind
             msg.room_event.room_id = notice.room_id
-            _member_into(msg.room_event.member, notice.member)
+            _member_into(msg.room_event.member, subject(notice))
             # Original EchoMesh clients read membership changes as RoomAction echoes.
-            msg.room_action.action_type = pb.RA_JOIN if is_join else pb.RA_LEAVE
+            msg.room_action.action_type = action
             msg.room_action.room_id = notice.room_id
-            msg.room_action.user_id = notice.member.user_id
+            msg.room_action.user_id = subject(notice).user_id
         case ev.RoomSnapshot():
             msg.type = pb.MT_ROOM_STATE
             msg.room_state.room_id = notice.room_id
@@ -317,11 +345,24 @@ def encode_notice(notice: ev.ServerNotice, request_id: int = 0) -> bytes:
             s.dropped.update(notice.dropped)
             s.rtt_ms, s.transport = notice.rtt_ms, int(notice.transport)
             s.active_room = notice.active_room
+        case ev.VoiceLossFeedback():
+            msg.type = pb.MT_VOICE_LOSS_FEEDBACK
+            f = msg.voice_loss_feedback
+            f.loss, f.late_loss = notice.loss, notice.late_loss
+            f.worst_loss, f.listeners = notice.worst_loss, notice.listeners
+            f.SetInParent()
         case ev.Ping() | ev.Pong() | ev.VoiceDatagram():
             _encode_shared(msg, notice)
-        case _:  # pragma: no cover
+        case _:  # pragma: no cover - UnknownNotice is never sent
             raise TypeError(f"not a server notice: {notice!r}")
     return bytes(msg.SerializeToString())
+
+
+_ROOM_EVENT_KINDS: dict[type, tuple[int, int, Callable[[Any], ev.Member]]] = {
+    ev.MemberJoined: (pb.RE_JOINED, pb.RA_JOIN, lambda n: n.member),
+    ev.MemberLeft: (pb.RE_LEFT, pb.RA_LEAVE, lambda n: n.member),
+    ev.RoomDeleted: (pb.RE_DELETED, pb.RA_DELETE, lambda n: n.by),
+}
 
 
 def notice_frame(notice: ev.ServerNotice, request_id: int = 0) -> bytes:
@@ -329,9 +370,9 @@ def notice_frame(notice: ev.ServerNotice, request_id: int = 0) -> bytes:
     return encode_frame(encode_notice(notice, request_id))
 
 
-def request_frame(request: ev.ClientRequest) -> bytes:
+def request_frame(request: ev.ClientRequest, request_id: int = 0) -> bytes:
     """A whole length-prefixed frame for ``request``."""
-    return encode_frame(encode_request(request))
+    return encode_frame(encode_request(request, request_id))
 
 
 def _n_login(m: _Msg) -> ev.ServerNotice:
@@ -341,8 +382,8 @@ def _n_login(m: _Msg) -> ev.ServerNotice:
 
 def _n_error(m: _Msg) -> ev.ServerNotice:
     r = _need(m, "error")
-    code = _enum(ev.ErrorCode, r.code, "error code")
-    return ev.ErrorReply(code, r.message, r.retry_after_s, m.request_id)
+    code = _enum_or(ev.ErrorCode, r.code, ev.ErrorCode.UNKNOWN)
+    return ev.ErrorReply(code, r.message, r.retry_after_s)
 
 
 def _n_room_event(m: _Msg) -> ev.ServerNotice:
@@ -352,7 +393,9 @@ def _n_room_event(m: _Msg) -> ev.ServerNotice:
         return ev.MemberJoined(r.room_id, member)
     if r.kind == pb.RE_LEFT:
         return ev.MemberLeft(r.room_id, member)
-    raise MalformedMessage(f"unknown room event kind {r.kind}")
+    if r.kind == pb.RE_DELETED:
+        return ev.RoomDeleted(r.room_id, member)
+    return ev.UnknownNotice(pb.MT_ROOM_EVENT)  # a kind newer than this client
 
 
 def _n_direct(m: _Msg) -> ev.ServerNotice:
@@ -389,19 +432,19 @@ def _n_voice_stats(m: _Msg) -> ev.ServerNotice:
         packets_out=s.packets_out,
         dropped=dict(s.dropped),
         rtt_ms=s.rtt_ms,
-        transport=_enum(ev.VoiceTransport, s.transport, "voice transport"),
+        transport=_enum_or(ev.VoiceTransport, s.transport, ev.VoiceTransport.UNKNOWN),
         active_room=s.active_room,
-        request_id=m.request_id,
     )
+
+
+def _n_voice_loss(m: _Msg) -> ev.ServerNotice:
+    f = _need(m, "voice_loss_feedback")
+    return ev.VoiceLossFeedback(f.loss, f.late_loss, f.worst_loss, f.listeners)
 
 
 def _n_goodbye(m: _Msg) -> ev.ServerNotice:
     g = _need(m, "goodbye")
-    try:
-        reason = ev.GoodbyeReason(g.reason)
-    except ValueError:  # a reason newer than this client: still a goodbye
-        reason = ev.GoodbyeReason.UNKNOWN
-    return ev.Goodbye(reason, g.message)
+    return ev.Goodbye(_enum_or(ev.GoodbyeReason, g.reason, ev.GoodbyeReason.UNKNOWN), g.message)
 
 
 _NOTICE_DECODERS: dict[int, Callable[[_Msg], ev.ServerNotice]] = {
@@ -417,7 +460,6 @@ _NOTICE_DECODERS: dict[int, Callable[[_Msg], ev.ServerNotice]] = {
     ),
     pb.MT_ROOM_LIST: lambda m: ev.RoomListing(
         tuple(ev.RoomInfo(r.room_id, r.member_count) for r in m.room_list.rooms),
-        m.request_id,
         m.room_list.more,
     ),
     pb.MT_HISTORY: lambda m: ev.HistoryBatch(
@@ -426,7 +468,6 @@ _NOTICE_DECODERS: dict[int, Callable[[_Msg], ev.ServerNotice]] = {
     pb.MT_TYPING: _n_typing,
     pb.MT_PRESENCE_LIST: lambda m: ev.PresenceSnapshot(
         tuple(_member_from(x) for x in m.presence_list.online),
-        m.request_id,
         m.presence_list.more,
     ),
     pb.MT_PRESENCE_EVENT: lambda m: ev.PresenceChanged(
@@ -434,16 +475,27 @@ _NOTICE_DECODERS: dict[int, Callable[[_Msg], ev.ServerNotice]] = {
     ),
     pb.MT_GOODBYE: _n_goodbye,
     pb.MT_VOICE_SETUP: _n_voice_setup,
-    pb.MT_VOICE_ACTIVE_ROOM: lambda m: ev.VoiceRoomChanged(
-        m.voice_active_room.room_id, m.request_id
-    ),
+    pb.MT_VOICE_ACTIVE_ROOM: lambda m: ev.VoiceRoomChanged(m.voice_active_room.room_id),
     pb.MT_VOICE_STATS: _n_voice_stats,
+    pb.MT_VOICE_LOSS_FEEDBACK: _n_voice_loss,
     pb.MT_PING: _ping,
     pb.MT_PONG: _pong,
     pb.MT_VOICE_TUNNEL: _tunnel,
 }
 
 
-def decode_notice(body: bytes) -> ev.ServerNotice:
-    """Parse one frame body sent by a server. Raises ProtocolError for anything invalid."""
-    return _decode(body, _NOTICE_DECODERS)
+def decode_notice(body: bytes) -> ev.Incoming[ev.ServerNotice]:
+    """Parse one frame body sent by a server. Raises ProtocolError for anything invalid.
+
+    What a newer server may send and this client does not know (a message type, an enum
+    value) is not an error: unknown types come back as ``UnknownNotice`` and unknown enum
+    values as the enum's ``UNKNOWN``, so the connection keeps going.
+    """
+    msg = _parse(body)
+    decoder = _NOTICE_DECODERS.get(msg.type)
+    try:
+        event = ev.UnknownNotice(msg.type) if decoder is None else decoder(msg)
+    except ProtocolError as exc:
+        exc.request_id = msg.request_id
+        raise
+    return ev.Incoming(msg.request_id, event)

@@ -8,9 +8,16 @@ from __future__ import annotations
 
 
 class ProtocolError(Exception):
-    """The peer broke the framing or the message schema."""
+    """The peer broke the framing or the message schema.
+
+    ``request_id`` is the envelope's when the frame got that far (0 otherwise), so the
+    error reply can name the request. ``closes_connection`` is False only for a request
+    that is well-formed but asks for something undefined (``BadRequest``).
+    """
 
     code_name = "ERR_MALFORMED_FRAME"
+    closes_connection = True
+    request_id = 0
 
 
 class FrameTooLarge(ProtocolError):
@@ -38,3 +45,11 @@ class UnknownMessageType(ProtocolError):
     def __init__(self, type_value: int) -> None:
         super().__init__(f"unknown or unexpected message type {type_value}")
         self.type_value = type_value
+
+
+class BadRequest(ProtocolError):
+    """A well-formed message with a value this side does not define (e.g. an unknown
+    room action): an error reply, and the connection stays open."""
+
+    code_name = "ERR_BAD_REQUEST"
+    closes_connection = False

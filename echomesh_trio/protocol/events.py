@@ -3,17 +3,24 @@
 The protobuf classes stay inside ``codec``; everything else in EchoMesh speaks in these
 small frozen dataclasses. Requests go from client to server; notices from server to
 client. A few (Ping, Pong, VoiceDatagram) travel both ways.
+
+The envelope's ``request_id`` is not part of any event: the codec hands every decoded
+frame over as ``Incoming(request_id, event)`` and takes it as a separate argument when
+encoding, so there is exactly one way to carry it.
 """
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 
 class ErrorCode(enum.IntEnum):
-    """Mirrors ``ErrorCode`` in proto/message.proto."""
+    """Mirrors ``ErrorCode`` in proto/message.proto. A code newer than this client decodes
+    as ``UNKNOWN`` (the message still says what went wrong)."""
 
+    UNKNOWN = 0
     BAD_REQUEST = 1
     NOT_LOGGED_IN = 2
     ALREADY_LOGGED_IN = 3
@@ -77,25 +84,28 @@ class Login:
     username: str
     password: str
     client_name: str = ""
-    request_id: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class CreateRoom:
     room_id: str
-    request_id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteRoom:
+    """Delete a room for good (its owner only); its members are told."""
+
+    room_id: str
 
 
 @dataclass(frozen=True, slots=True)
 class JoinRoom:
     room_id: str
-    request_id: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class LeaveRoom:
     room_id: str
-    request_id: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +113,6 @@ class SendChat:
     room_id: str
     content: str
     client_msg_id: str = ""
-    request_id: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,24 +121,22 @@ class SendDirect:
     to_user_id: int = 0
     to_username: str = ""
     client_msg_id: str = ""
-    request_id: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class SetTyping:
     room_id: str
     active: bool
-    request_id: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class ListRooms:
-    request_id: int = 0
+    """Ask for every room and its member count (payload-less)."""
 
 
 @dataclass(frozen=True, slots=True)
 class ListPresence:
-    request_id: int = 0
+    """Ask who is online; the connection then also receives presence changes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,18 +144,37 @@ class SetVoiceRoom:
     """Choose the room one's voice goes to; an empty room id means none."""
 
     room_id: str
-    request_id: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class ChooseVoiceTransport:
     transport: VoiceTransport
-    request_id: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class RequestVoiceStats:
-    request_id: int = 0
+    """Ask for this session's voice statistics (payload-less)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SpeakerLoss:
+    """What one listener heard of one speaker over a report interval."""
+
+    source_id: int
+    expected: int
+    """Packets the speaker's sequence numbers say were sent in the interval."""
+    lost: int
+    """Never arrived (nor recovered from a later packet's redundancy)."""
+    late: int
+    """Arrived after their playout time."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReportVoiceLoss:
+    """A listener's periodic loss report, per speaker it heard (PROTOCOL.md, "Loss
+    feedback")."""
+
+    speakers: tuple[SpeakerLoss, ...]
 
 
 # ---------------------------------------------------------------- both directions
@@ -158,14 +184,12 @@ class RequestVoiceStats:
 class Ping:
     nonce: int = 0
     sent_ms: int = 0
-    request_id: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class Pong:
     nonce: int = 0
     sent_ms: int = 0
-    request_id: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +197,6 @@ class VoiceDatagram:
     """A voice datagram carried inside the control channel (the TCP fallback)."""
 
     datagram: bytes
-    request_id: int = 0
 
 
 # ---------------------------------------------------------------------- notices
@@ -197,7 +220,6 @@ class ErrorReply:
     code: ErrorCode
     message: str
     retry_after_s: float = 0.0
-    request_id: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +261,14 @@ class MemberLeft:
 
 
 @dataclass(frozen=True, slots=True)
+class RoomDeleted:
+    """The room is gone; ``by`` is the member who deleted it. Every member is out of it."""
+
+    room_id: str
+    by: Member
+
+
+@dataclass(frozen=True, slots=True)
 class RoomSnapshot:
     """Sent to a user who is now in a room: who is there (the user included)."""
 
@@ -256,7 +286,6 @@ class RoomInfo:
 @dataclass(frozen=True, slots=True)
 class RoomListing:
     rooms: tuple[RoomInfo, ...]
-    request_id: int = 0
     more: bool = False  # more rooms follow in the next RoomListing
 
 
@@ -277,7 +306,6 @@ class TypingNotice:
 @dataclass(frozen=True, slots=True)
 class PresenceSnapshot:
     online: tuple[Member, ...]
-    request_id: int = 0
     more: bool = False  # more users follow in the next PresenceSnapshot
 
 
@@ -306,7 +334,6 @@ class VoiceSetupInfo:
 @dataclass(frozen=True, slots=True)
 class VoiceRoomChanged:
     room_id: str
-    request_id: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,12 +344,32 @@ class VoiceStatsReport:
     rtt_ms: float = 0.0
     transport: VoiceTransport = VoiceTransport.UNKNOWN
     active_room: str = ""
-    request_id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceLossFeedback:
+    """The loss this client's own voice suffers, as its listeners report it (fractions of
+    the packets they expected over the last interval; 0..1)."""
+
+    loss: float
+    """Mean over the listeners, weighted by packets expected."""
+    late_loss: float
+    worst_loss: float
+    """The listener who hears the least."""
+    listeners: int
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownNotice:
+    """A message type this client does not know (a newer server): skipped, not an error."""
+
+    type_value: int
 
 
 ClientRequest = (
     Login
     | CreateRoom
+    | DeleteRoom
     | JoinRoom
     | LeaveRoom
     | SendChat
@@ -333,6 +380,7 @@ ClientRequest = (
     | SetVoiceRoom
     | ChooseVoiceTransport
     | RequestVoiceStats
+    | ReportVoiceLoss
     | Ping
     | Pong
     | VoiceDatagram
@@ -346,6 +394,7 @@ ServerNotice = (
     | DirectMessage
     | MemberJoined
     | MemberLeft
+    | RoomDeleted
     | RoomSnapshot
     | RoomListing
     | HistoryBatch
@@ -356,8 +405,25 @@ ServerNotice = (
     | VoiceSetupInfo
     | VoiceRoomChanged
     | VoiceStatsReport
+    | VoiceLossFeedback
+    | UnknownNotice
     | Ping
     | Pong
     | VoiceDatagram
 )
 """Everything a client accepts from a server."""
+
+E = TypeVar("E", covariant=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming(Generic[E]):
+    """One decoded frame: the envelope's ``request_id`` and the event it carried.
+
+    A client sets a non-zero ``request_id`` on a request; the server copies it into every
+    frame of the direct reply (for a split list, every part), and sends 0 on everything
+    else (broadcasts, notices nobody asked for).
+    """
+
+    request_id: int
+    event: E

@@ -34,6 +34,8 @@ class MsgType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     MT_VOICE_STATS_REQUEST: _ClassVar[MsgType]
     MT_VOICE_STATS: _ClassVar[MsgType]
     MT_VOICE_TRANSPORT: _ClassVar[MsgType]
+    MT_VOICE_LOSS_REPORT: _ClassVar[MsgType]
+    MT_VOICE_LOSS_FEEDBACK: _ClassVar[MsgType]
 
 class RoomActionType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -41,6 +43,7 @@ class RoomActionType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RA_CREATE: _ClassVar[RoomActionType]
     RA_JOIN: _ClassVar[RoomActionType]
     RA_LEAVE: _ClassVar[RoomActionType]
+    RA_DELETE: _ClassVar[RoomActionType]
 
 class ErrorCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -77,6 +80,7 @@ class RoomEventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RE_UNKNOWN: _ClassVar[RoomEventKind]
     RE_JOINED: _ClassVar[RoomEventKind]
     RE_LEFT: _ClassVar[RoomEventKind]
+    RE_DELETED: _ClassVar[RoomEventKind]
 
 class VoiceTransport(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -108,10 +112,13 @@ MT_VOICE_TUNNEL: MsgType
 MT_VOICE_STATS_REQUEST: MsgType
 MT_VOICE_STATS: MsgType
 MT_VOICE_TRANSPORT: MsgType
+MT_VOICE_LOSS_REPORT: MsgType
+MT_VOICE_LOSS_FEEDBACK: MsgType
 RA_UNKNOWN: RoomActionType
 RA_CREATE: RoomActionType
 RA_JOIN: RoomActionType
 RA_LEAVE: RoomActionType
+RA_DELETE: RoomActionType
 ERR_NONE: ErrorCode
 ERR_BAD_REQUEST: ErrorCode
 ERR_NOT_LOGGED_IN: ErrorCode
@@ -139,6 +146,7 @@ GB_INTERNAL_ERROR: GoodbyeReason
 RE_UNKNOWN: RoomEventKind
 RE_JOINED: RoomEventKind
 RE_LEFT: RoomEventKind
+RE_DELETED: RoomEventKind
 VT_UNKNOWN: VoiceTransport
 VT_UDP: VoiceTransport
 VT_TCP_TUNNEL: VoiceTransport
@@ -382,8 +390,38 @@ class VoiceStats(_message.Message):
     active_room: str
     def __init__(self, packets_in: _Optional[int] = ..., packets_out: _Optional[int] = ..., dropped: _Optional[_Mapping[str, int]] = ..., rtt_ms: _Optional[float] = ..., transport: _Optional[_Union[VoiceTransport, str]] = ..., active_room: _Optional[str] = ...) -> None: ...
 
+class SpeakerLoss(_message.Message):
+    __slots__ = ("source_id", "expected", "lost", "late")
+    SOURCE_ID_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_FIELD_NUMBER: _ClassVar[int]
+    LOST_FIELD_NUMBER: _ClassVar[int]
+    LATE_FIELD_NUMBER: _ClassVar[int]
+    source_id: int
+    expected: int
+    lost: int
+    late: int
+    def __init__(self, source_id: _Optional[int] = ..., expected: _Optional[int] = ..., lost: _Optional[int] = ..., late: _Optional[int] = ...) -> None: ...
+
+class VoiceLossReport(_message.Message):
+    __slots__ = ("speakers",)
+    SPEAKERS_FIELD_NUMBER: _ClassVar[int]
+    speakers: _containers.RepeatedCompositeFieldContainer[SpeakerLoss]
+    def __init__(self, speakers: _Optional[_Iterable[_Union[SpeakerLoss, _Mapping]]] = ...) -> None: ...
+
+class VoiceLossFeedback(_message.Message):
+    __slots__ = ("loss", "late_loss", "worst_loss", "listeners")
+    LOSS_FIELD_NUMBER: _ClassVar[int]
+    LATE_LOSS_FIELD_NUMBER: _ClassVar[int]
+    WORST_LOSS_FIELD_NUMBER: _ClassVar[int]
+    LISTENERS_FIELD_NUMBER: _ClassVar[int]
+    loss: float
+    late_loss: float
+    worst_loss: float
+    listeners: int
+    def __init__(self, loss: _Optional[float] = ..., late_loss: _Optional[float] = ..., worst_loss: _Optional[float] = ..., listeners: _Optional[int] = ...) -> None: ...
+
 class EchoMsg(_message.Message):
-    __slots__ = ("type", "request_id", "login_request", "login_response", "chat_msg", "room_action", "error", "room_event", "room_list", "history", "direct_msg", "typing", "presence_list", "presence_event", "ping", "goodbye", "room_state", "voice_setup", "voice_active_room", "voice_tunnel", "voice_stats", "voice_transport")
+    __slots__ = ("type", "request_id", "login_request", "login_response", "chat_msg", "room_action", "error", "room_event", "room_list", "history", "direct_msg", "typing", "presence_list", "presence_event", "ping", "goodbye", "room_state", "voice_setup", "voice_active_room", "voice_tunnel", "voice_stats", "voice_transport", "voice_loss_report", "voice_loss_feedback")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     LOGIN_REQUEST_FIELD_NUMBER: _ClassVar[int]
@@ -406,6 +444,8 @@ class EchoMsg(_message.Message):
     VOICE_TUNNEL_FIELD_NUMBER: _ClassVar[int]
     VOICE_STATS_FIELD_NUMBER: _ClassVar[int]
     VOICE_TRANSPORT_FIELD_NUMBER: _ClassVar[int]
+    VOICE_LOSS_REPORT_FIELD_NUMBER: _ClassVar[int]
+    VOICE_LOSS_FEEDBACK_FIELD_NUMBER: _ClassVar[int]
     type: MsgType
     request_id: int
     login_request: LoginRequest
@@ -428,4 +468,6 @@ class EchoMsg(_message.Message):
     voice_tunnel: VoiceTunnel
     voice_stats: VoiceStats
     voice_transport: VoiceTransportChoice
-    def __init__(self, type: _Optional[_Union[MsgType, str]] = ..., request_id: _Optional[int] = ..., login_request: _Optional[_Union[LoginRequest, _Mapping]] = ..., login_response: _Optional[_Union[LoginResponse, _Mapping]] = ..., chat_msg: _Optional[_Union[ChatMsg, _Mapping]] = ..., room_action: _Optional[_Union[RoomAction, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., room_event: _Optional[_Union[RoomEvent, _Mapping]] = ..., room_list: _Optional[_Union[RoomList, _Mapping]] = ..., history: _Optional[_Union[History, _Mapping]] = ..., direct_msg: _Optional[_Union[DirectMsg, _Mapping]] = ..., typing: _Optional[_Union[Typing, _Mapping]] = ..., presence_list: _Optional[_Union[PresenceList, _Mapping]] = ..., presence_event: _Optional[_Union[PresenceEvent, _Mapping]] = ..., ping: _Optional[_Union[Ping, _Mapping]] = ..., goodbye: _Optional[_Union[Goodbye, _Mapping]] = ..., room_state: _Optional[_Union[RoomState, _Mapping]] = ..., voice_setup: _Optional[_Union[VoiceSetup, _Mapping]] = ..., voice_active_room: _Optional[_Union[VoiceActiveRoom, _Mapping]] = ..., voice_tunnel: _Optional[_Union[VoiceTunnel, _Mapping]] = ..., voice_stats: _Optional[_Union[VoiceStats, _Mapping]] = ..., voice_transport: _Optional[_Union[VoiceTransportChoice, _Mapping]] = ...) -> None: ...
+    voice_loss_report: VoiceLossReport
+    voice_loss_feedback: VoiceLossFeedback
+    def __init__(self, type: _Optional[_Union[MsgType, str]] = ..., request_id: _Optional[int] = ..., login_request: _Optional[_Union[LoginRequest, _Mapping]] = ..., login_response: _Optional[_Union[LoginResponse, _Mapping]] = ..., chat_msg: _Optional[_Union[ChatMsg, _Mapping]] = ..., room_action: _Optional[_Union[RoomAction, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., room_event: _Optional[_Union[RoomEvent, _Mapping]] = ..., room_list: _Optional[_Union[RoomList, _Mapping]] = ..., history: _Optional[_Union[History, _Mapping]] = ..., direct_msg: _Optional[_Union[DirectMsg, _Mapping]] = ..., typing: _Optional[_Union[Typing, _Mapping]] = ..., presence_list: _Optional[_Union[PresenceList, _Mapping]] = ..., presence_event: _Optional[_Union[PresenceEvent, _Mapping]] = ..., ping: _Optional[_Union[Ping, _Mapping]] = ..., goodbye: _Optional[_Union[Goodbye, _Mapping]] = ..., room_state: _Optional[_Union[RoomState, _Mapping]] = ..., voice_setup: _Optional[_Union[VoiceSetup, _Mapping]] = ..., voice_active_room: _Optional[_Union[VoiceActiveRoom, _Mapping]] = ..., voice_tunnel: _Optional[_Union[VoiceTunnel, _Mapping]] = ..., voice_stats: _Optional[_Union[VoiceStats, _Mapping]] = ..., voice_transport: _Optional[_Union[VoiceTransportChoice, _Mapping]] = ..., voice_loss_report: _Optional[_Union[VoiceLossReport, _Mapping]] = ..., voice_loss_feedback: _Optional[_Union[VoiceLossFeedback, _Mapping]] = ...) -> None: ...

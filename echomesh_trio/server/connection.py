@@ -219,12 +219,13 @@ class Connection:
     # ------------------------------------------------------------------ receiving
     async def read_loop(
         self,
-        dispatch: Callable[[Connection, ev.ClientRequest], Awaitable[None]],
+        dispatch: Callable[[Connection, ev.Incoming[ev.ClientRequest]], Awaitable[None]],
         idle_timeout: float,
     ) -> None:
         """Read frames and hand each request to ``dispatch``, in order, until the peer
         goes away, stays silent too long, or sends something we cannot parse."""
         decoder = FrameDecoder()
+        request_id = 0  # of the request being handled, for an internal-error reply
         # One scope for the whole loop, its deadline pushed back after every read (a new
         # scope per read would be garbage per message and memory per idle connection).
         with trio.CancelScope() as idle:
@@ -237,8 +238,16 @@ class Connection:
                 idle.deadline = math.inf  # requests may take their time (a slow disk)
                 try:
                     for body in decoder.feed(data):
-                        request = decode_request(body)
-                        await dispatch(self, request)
+                        try:
+                            incoming = decode_request(body)
+                        except ProtocolError as exc:
+                            if exc.closes_connection:
+                                raise
+                            self._refuse(exc)  # well-formed but undefined: stay open
+                            continue
+                        request_id = incoming.request_id
+                        await dispatch(self, incoming)
+                        request_id = 0
                         if self.close_reason is not None:
                             return
                 except ProtocolError as exc:
@@ -247,7 +256,9 @@ class Connection:
                 except Exception:
                     # A bug of ours: it ends this connection, with a reply, and nobody else's.
                     log.exception("internal error serving %r", self)
-                    self.send_nowait(ev.ErrorReply(ev.ErrorCode.INTERNAL, "internal server error"))
+                    self.send_nowait(
+                        ev.ErrorReply(ev.ErrorCode.INTERNAL, "internal server error"), request_id
+                    )
                     self.close(
                         "internal error",
                         ev.Goodbye(ev.GoodbyeReason.INTERNAL_ERROR, "internal server error; sorry"),
@@ -285,9 +296,12 @@ class Connection:
                 break
         return b""
 
-    def reject_malformed(self, exc: ProtocolError) -> None:
+    def _refuse(self, exc: ProtocolError) -> None:
         code = ev.ErrorCode[exc.code_name.removeprefix("ERR_")]
-        self.send_nowait(ev.ErrorReply(code, str(exc)))
+        self.send_nowait(ev.ErrorReply(code, str(exc)), exc.request_id)
+
+    def reject_malformed(self, exc: ProtocolError) -> None:
+        self._refuse(exc)
         self.close(
             f"protocol error: {exc}",
             ev.Goodbye(ev.GoodbyeReason.PROTOCOL_ERROR, "closing after a malformed frame"),
@@ -295,7 +309,7 @@ class Connection:
 
     async def run(
         self,
-        dispatch: Callable[[Connection, ev.ClientRequest], Awaitable[None]],
+        dispatch: Callable[[Connection, ev.Incoming[ev.ClientRequest]], Awaitable[None]],
         idle_timeout: float,
     ) -> None:
         """Serve the connection until it ends; never raises for the peer's faults."""
@@ -319,7 +333,7 @@ class Connection:
     async def _serve(
         self,
         nursery: trio.Nursery,
-        dispatch: Callable[[Connection, ev.ClientRequest], Awaitable[None]],
+        dispatch: Callable[[Connection, ev.Incoming[ev.ClientRequest]], Awaitable[None]],
         idle_timeout: float,
     ) -> None:
         self._nursery = nursery

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import struct
+import typing
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from echomesh_trio.protocol import events as ev
+from echomesh_trio.protocol import message_pb2 as pb
 from echomesh_trio.protocol.codec import (
     decode_notice,
     decode_request,
@@ -17,6 +19,7 @@ from echomesh_trio.protocol.codec import (
     request_frame,
 )
 from echomesh_trio.protocol.errors import (
+    BadRequest,
     FrameTooLarge,
     MalformedMessage,
     ProtocolError,
@@ -25,43 +28,49 @@ from echomesh_trio.protocol.errors import (
 from echomesh_trio.protocol.framing import MAX_FRAME_SIZE, FrameDecoder, encode_frame
 
 REQUESTS: list[ev.ClientRequest] = [
-    ev.Login("alice", "pw", "test", request_id=1),
-    ev.CreateRoom("lobby", 2),
-    ev.JoinRoom("lobby", 3),
-    ev.LeaveRoom("lobby", 4),
-    ev.SendChat("lobby", "héllo ✓", "c-1", 5),
-    ev.SendDirect("psst", to_username="bob", client_msg_id="d", request_id=6),
+    ev.Login("alice", "pw", "test"),
+    ev.CreateRoom("lobby"),
+    ev.JoinRoom("lobby"),
+    ev.LeaveRoom("lobby"),
+    ev.DeleteRoom("lobby"),
+    ev.SendChat("lobby", "héllo ✓", "c-1"),
+    ev.SendDirect("psst", to_username="bob", client_msg_id="d"),
     ev.SendDirect("psst", to_user_id=7),
-    ev.SetTyping("lobby", True, 8),
-    ev.ListRooms(9),
-    ev.ListPresence(10),
-    ev.SetVoiceRoom("lobby", 11),
-    ev.ChooseVoiceTransport(ev.VoiceTransport.TCP_TUNNEL, 12),
-    ev.RequestVoiceStats(13),
-    ev.Ping(99, 1234, 14),
-    ev.Pong(99, 1234, 15),
-    ev.VoiceDatagram(b"\x00\x01binary", 16),
+    ev.SetTyping("lobby", True),
+    ev.ListRooms(),
+    ev.ListPresence(),
+    ev.SetVoiceRoom("lobby"),
+    ev.ChooseVoiceTransport(ev.VoiceTransport.TCP_TUNNEL),
+    ev.RequestVoiceStats(),
+    ev.ReportVoiceLoss((ev.SpeakerLoss(0xDEADBEEF, 250, 12, 3), ev.SpeakerLoss(7, 1, 0, 0))),
+    ev.ReportVoiceLoss(()),
+    ev.Ping(99, 1234),
+    ev.Pong(99, 1234),
+    ev.VoiceDatagram(b"\x00\x01binary"),
 ]
 
 MEMBER = ev.Member(3, "carol", 0xDEADBEEF)
 CHAT = ev.ChatMessage(10, "lobby", 3, "carol", "hi", 1_700_000_000_000, "c-1")
 NOTICES: list[ev.ServerNotice] = [
     ev.LoginResult(200, 3, "carol", "welcome", "echomesh 0.1.0"),
-    ev.ErrorReply(ev.ErrorCode.RATE_LIMITED, "slow down", 0.5, 4),
+    ev.ErrorReply(ev.ErrorCode.RATE_LIMITED, "slow down", 0.5),
     CHAT,
     ev.DirectMessage(11, 3, "carol", 4, "psst", 1, "x", True, "dan"),
     ev.MemberJoined("lobby", MEMBER),
     ev.MemberLeft("lobby", MEMBER),
+    ev.RoomDeleted("lobby", MEMBER),
     ev.RoomSnapshot("lobby", (MEMBER, ev.Member(4, "dan"))),
-    ev.RoomListing((ev.RoomInfo("a", 1), ev.RoomInfo("b", 0)), 5),
+    ev.RoomListing((ev.RoomInfo("a", 1), ev.RoomInfo("b", 0)), True),
     ev.HistoryBatch("lobby", (CHAT, CHAT)),
     ev.TypingNotice("lobby", 3, "carol", False),
-    ev.PresenceSnapshot((MEMBER,), 6),
+    ev.PresenceSnapshot((MEMBER,), True),
     ev.PresenceChanged(MEMBER, True),
     ev.Goodbye(ev.GoodbyeReason.REPLACED, "logged in elsewhere"),
-    ev.VoiceSetupInfo(8888, 0xDEADBEEF, b"k" * 32, b"s" * 32, 5000, "chacha20-poly1305"),
-    ev.VoiceRoomChanged("lobby", 7),
-    ev.VoiceStatsReport(5, 6, {"replayed": 2}, 12.5, ev.VoiceTransport.UDP, "lobby", 8),
+    ev.VoiceSetupInfo(8888, 0xDEADBEEF, b"k" * 32, b"s" * 32, 5000, "aes-256-gcm"),
+    ev.VoiceRoomChanged("lobby"),
+    ev.VoiceStatsReport(5, 6, {"replayed": 2}, 12.5, ev.VoiceTransport.UDP, "lobby"),
+    ev.VoiceLossFeedback(0.25, 0.0, 0.5, 2),
+    ev.VoiceLossFeedback(0.0, 0.0, 0.0, 0),
     ev.Ping(1, 2),
     ev.Pong(1, 2),
     ev.VoiceDatagram(b"\xff" * 40),
@@ -69,13 +78,62 @@ NOTICES: list[ev.ServerNotice] = [
 
 
 @pytest.mark.parametrize("request_", REQUESTS, ids=lambda r: type(r).__name__)
-def test_requests_round_trip(request_: ev.ClientRequest) -> None:
-    assert decode_request(encode_request(request_)) == request_
+@pytest.mark.parametrize("request_id", [0, 1, 2**32 - 1])
+def test_requests_round_trip(request_: ev.ClientRequest, request_id: int) -> None:
+    assert decode_request(encode_request(request_, request_id)) == ev.Incoming(request_id, request_)
 
 
 @pytest.mark.parametrize("notice", NOTICES, ids=lambda n: type(n).__name__)
-def test_notices_round_trip(notice: ev.ServerNotice) -> None:
-    assert decode_notice(encode_notice(notice)) == notice
+@pytest.mark.parametrize("request_id", [0, 7])
+def test_notices_round_trip(notice: ev.ServerNotice, request_id: int) -> None:
+    assert decode_notice(encode_notice(notice, request_id)) == ev.Incoming(request_id, notice)
+
+
+def test_every_request_and_notice_type_is_covered() -> None:
+    """A new event type gets a round-trip case here (and so a codec branch)."""
+    assert {type(r) for r in REQUESTS} == set(typing.get_args(ev.ClientRequest))
+    sent_by_servers = set(typing.get_args(ev.ServerNotice)) - {ev.UnknownNotice}
+    assert {type(n) for n in NOTICES} == sent_by_servers
+
+
+def test_what_a_newer_server_sends_is_not_an_error() -> None:
+    """Unknown types and enum values from a server are mapped, and the stream goes on."""
+    newer = pb.EchoMsg(type=250, request_id=3)  # type: ignore[arg-type]
+    assert decode_notice(newer.SerializeToString()) == ev.Incoming(3, ev.UnknownNotice(250))
+    error = pb.EchoMsg(type=pb.MT_ERROR, request_id=4)
+    error.error.code = 99  # type: ignore[assignment]
+    error.error.message = "a newer kind of refusal"
+    assert decode_notice(error.SerializeToString()).event == ev.ErrorReply(
+        ev.ErrorCode.UNKNOWN, "a newer kind of refusal"
+    )
+    bye = pb.EchoMsg(type=pb.MT_GOODBYE)
+    bye.goodbye.reason = 42  # type: ignore[assignment]
+    assert decode_notice(bye.SerializeToString()).event == ev.Goodbye(ev.GoodbyeReason.UNKNOWN, "")
+    stats = pb.EchoMsg(type=pb.MT_VOICE_STATS)
+    stats.voice_stats.transport = 9  # type: ignore[assignment]
+    decoded = decode_notice(stats.SerializeToString()).event
+    assert isinstance(decoded, ev.VoiceStatsReport)
+    assert decoded.transport is ev.VoiceTransport.UNKNOWN
+    room = pb.EchoMsg(type=pb.MT_ROOM_EVENT)
+    room.room_event.kind = 17  # type: ignore[assignment]
+    assert decode_notice(room.SerializeToString()).event == ev.UnknownNotice(pb.MT_ROOM_EVENT)
+
+
+def test_undefined_enum_values_in_requests_are_bad_requests() -> None:
+    """Well-formed but undefined: BadRequest (the connection stays), with the request id."""
+    bad_action = pb.EchoMsg(type=pb.MT_ROOM_ACTION, request_id=12)
+    bad_action.room_action.action_type = 99  # type: ignore[assignment]
+    with pytest.raises(BadRequest, match="room action 99") as caught:
+        decode_request(bad_action.SerializeToString())
+    assert caught.value.request_id == 12 and not caught.value.closes_connection
+    transport = pb.EchoMsg(type=pb.MT_VOICE_TRANSPORT, request_id=13)
+    transport.voice_transport.transport = 5  # type: ignore[assignment]
+    with pytest.raises(BadRequest, match="voice transport 5"):
+        decode_request(transport.SerializeToString())
+    unknown = pb.EchoMsg(type=pb.MT_LOGIN_RESPONSE, request_id=14).SerializeToString()
+    with pytest.raises(UnknownMessageType) as closing:
+        decode_request(unknown)
+    assert closing.value.request_id == 14 and closing.value.closes_connection
 
 
 def test_membership_changes_also_carry_the_original_room_action() -> None:
@@ -131,18 +189,12 @@ def test_malformed_bodies() -> None:
         decode_request(b"\xff\xff\xff")
     with pytest.raises(UnknownMessageType):
         decode_request(b"")  # type 0
-    from echomesh_trio.protocol import message_pb2 as pb
-
     no_payload = pb.EchoMsg(type=pb.MT_LOGIN_REQUEST).SerializeToString()
     with pytest.raises(MalformedMessage, match="login_request"):
         decode_request(no_payload)
     server_only = pb.EchoMsg(type=pb.MT_LOGIN_RESPONSE).SerializeToString()
     with pytest.raises(UnknownMessageType):
         decode_request(server_only)
-    bad_action = pb.EchoMsg(type=pb.MT_ROOM_ACTION)
-    bad_action.room_action.action_type = 77  # type: ignore[assignment]
-    with pytest.raises(MalformedMessage):
-        decode_request(bad_action.SerializeToString())
 
 
 @settings(max_examples=500)
@@ -175,11 +227,12 @@ def test_any_body_decodes_or_raises_protocol_error(body: bytes) -> None:
             st.text(max_size=20),
             st.text(max_size=100),
             st.text(max_size=10),
-            st.integers(0, 2**32 - 1),
         ),
         max_size=10,
-    )
+    ),
+    st.integers(0, 2**32 - 1),
 )
-def test_generated_requests_survive_framing(requests: list[ev.SendChat]) -> None:
-    data = b"".join(request_frame(r) for r in requests)
-    assert [decode_request(b) for b in FrameDecoder().feed(data)] == requests
+def test_generated_requests_survive_framing(requests: list[ev.SendChat], request_id: int) -> None:
+    data = b"".join(request_frame(r, request_id) for r in requests)
+    decoded = [decode_request(b) for b in FrameDecoder().feed(data)]
+    assert decoded == [ev.Incoming(request_id, r) for r in requests]

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import trio
 
-from echomesh_trio.client.control import ControlConnection
+from echomesh_trio.client.control import ConnectionClosed, ControlConnection
 from echomesh_trio.protocol import events as ev
 from echomesh_trio.server.app import EchoMeshServer, ServerInfo
 from echomesh_trio.server.config import Settings
 from echomesh_trio.server.tlscert import pinned_client_context
+
+N = TypeVar("N")
 
 
 def make_settings(data_dir: Path, **changes: Any) -> Settings:
@@ -52,7 +54,16 @@ async def login(info: ServerInfo, name: str, password: str = "secret") -> Contro
 
 async def join(conn: ControlConnection, room: str, create: bool = False) -> ev.RoomSnapshot:
     await conn.send(ev.CreateRoom(room) if create else ev.JoinRoom(room))
-    return await conn.receive_until(ev.RoomSnapshot)
+    return await conn.receive_matching(ev.RoomSnapshot)
+
+
+async def next_of(conn: ControlConnection, kind: type[N]) -> ev.Incoming[N]:
+    """The next notice of type ``kind`` with its envelope's request id; notices before it
+    are skipped."""
+    while True:
+        incoming = await conn.receive()
+        if isinstance(incoming.event, kind):
+            return ev.Incoming(incoming.request_id, incoming.event)
 
 
 async def expect_closed(conn: ControlConnection, budget: float = 5.0) -> list[ev.ServerNotice]:
@@ -61,6 +72,6 @@ async def expect_closed(conn: ControlConnection, budget: float = 5.0) -> list[ev
     with trio.fail_after(budget):
         try:
             while True:
-                seen.append(await conn.receive())
-        except (EOFError, trio.BrokenResourceError):
+                seen.append((await conn.receive()).event)
+        except ConnectionClosed:
             return seen

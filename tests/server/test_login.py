@@ -9,7 +9,15 @@ import trio
 
 from echomesh_trio.cli import main as cli_main
 from echomesh_trio.protocol import events as ev
-from tests.server.helpers import connect, expect_closed, join, login, make_settings, start_server
+from tests.server.helpers import (
+    connect,
+    expect_closed,
+    join,
+    login,
+    make_settings,
+    next_of,
+    start_server,
+)
 
 
 async def test_first_login_registers_and_later_logins_must_match(
@@ -71,12 +79,12 @@ async def test_second_login_replaces_the_first(
     seen = await expect_closed(old)
     goodbyes = [n for n in seen if isinstance(n, ev.Goodbye)]
     assert goodbyes and goodbyes[0].reason == ev.GoodbyeReason.REPLACED
-    left = await watcher.receive_until(ev.MemberLeft)
+    left = await watcher.receive_matching(ev.MemberLeft)
     assert left.member.username == "gina"
     # The new session works.
     await join(new, "r")
     await new.send(ev.SendChat("r", "I moved"))
-    assert (await watcher.receive_until(ev.ChatMessage)).content == "I moved"
+    assert (await watcher.receive_matching(ev.ChatMessage)).content == "I moved"
 
 
 async def test_closed_registration_and_adduser(
@@ -102,35 +110,35 @@ async def test_direct_message_to_offline_user_arrives_at_login(
     await kim.aclose()
     leo = await login(info, "leo")
     await leo.send(ev.SendDirect("are you there?", to_username="kim", client_msg_id="d1"))
-    ack = await leo.receive_until(ev.DirectMessage)
+    ack = await leo.receive_matching(ev.DirectMessage)
     assert ack.content == "are you there?" and ack.message_id > 0
     await leo.send(ev.SendDirect("hello?", to_username="nobody"))
-    assert (await leo.receive_until(ev.ErrorReply)).code == ev.ErrorCode.UNKNOWN_USER
+    assert (await leo.receive_matching(ev.ErrorReply)).code == ev.ErrorCode.UNKNOWN_USER
 
     kim = await login(info, "kim")
-    got = await kim.receive_until(ev.DirectMessage)
+    got = await kim.receive_matching(ev.DirectMessage)
     assert (got.content, got.from_username, got.offline) == ("are you there?", "leo", True)
     # Delivered once: a later login does not repeat it.
     await kim.aclose()
     kim = await login(info, "kim")
     await kim.send(ev.Ping(nonce=1))
-    while not isinstance(n := await kim.receive(), ev.Pong):
+    while not isinstance(n := (await kim.receive()).event, ev.Pong):
         assert not isinstance(n, ev.DirectMessage)
     # Online delivery is immediate.
     await leo.send(ev.SendDirect("now live", to_user_id=got.to_user_id))
-    live = await kim.receive_until(ev.DirectMessage)
+    live = await kim.receive_matching(ev.DirectMessage)
     assert (live.content, live.offline) == ("now live", False)
 
 
 async def test_presence_list_and_events(nursery: trio.Nursery, tmp_path: Path) -> None:
     _, info = await start_server(nursery, make_settings(tmp_path))
     mia = await login(info, "mia")
-    await mia.send(ev.ListPresence(request_id=4))
-    snap = await mia.receive_until(ev.PresenceSnapshot)
-    assert [m.username for m in snap.online] == ["mia"] and snap.request_id == 4
+    await mia.send(ev.ListPresence(), 4)
+    reply = await next_of(mia, ev.PresenceSnapshot)
+    assert [m.username for m in reply.event.online] == ["mia"] and reply.request_id == 4
     ned = await login(info, "ned")
-    came = await mia.receive_until(ev.PresenceChanged)
+    came = await mia.receive_matching(ev.PresenceChanged)
     assert (came.member.username, came.online) == ("ned", True)
     await ned.aclose()
-    went = await mia.receive_until(ev.PresenceChanged)
+    went = await mia.receive_matching(ev.PresenceChanged)
     assert (went.member.username, went.online) == ("ned", False)

@@ -9,15 +9,23 @@ from pathlib import Path
 import pytest
 import trio
 
-from echomesh_trio.client.control import ControlConnection
+from echomesh_trio.client.control import ConnectionClosed, ControlConnection
 from echomesh_trio.protocol import events as ev
 from echomesh_trio.protocol import message_pb2 as pb
-from tests.server.helpers import connect, expect_closed, join, login, make_settings, start_server
+from tests.server.helpers import (
+    connect,
+    expect_closed,
+    join,
+    login,
+    make_settings,
+    next_of,
+    start_server,
+)
 
 
 async def _assert_room_still_works(a: ControlConnection, b: ControlConnection, room: str) -> None:
     await a.send(ev.SendChat(room, "still here"))
-    assert (await b.receive_until(ev.ChatMessage)).content == "still here"
+    assert (await b.receive_matching(ev.ChatMessage)).content == "still here"
 
 
 async def test_malformed_frame_closes_only_that_connection(
@@ -34,7 +42,7 @@ async def test_malformed_frame_closes_only_that_connection(
     assert any(
         isinstance(n, ev.Goodbye) and n.reason == ev.GoodbyeReason.PROTOCOL_ERROR for n in seen
     )
-    left = await alice.receive_until(ev.MemberLeft)
+    left = await alice.receive_matching(ev.MemberLeft)
     assert left.member.username == "mallory"
     await _assert_room_still_works(alice, bob, "r")
 
@@ -90,7 +98,7 @@ async def test_slow_reader_is_dropped_and_others_still_receive(
     dropped_seen = False
     with trio.fail_after(20):
         while received < count or not dropped_seen:
-            n = await reader.receive()
+            n = (await reader.receive()).event
             if isinstance(n, ev.ChatMessage):
                 received += 1
             elif isinstance(n, ev.MemberLeft) and n.member.username == "sleeper":
@@ -109,7 +117,7 @@ async def test_idle_connection_is_closed_with_a_reason(
     # Pinging keeps a connection alive well past the timeout ...
     for i in range(6):
         await talky.send(ev.Ping(nonce=i))
-        assert (await talky.receive_until(ev.Pong)).nonce == i
+        assert (await talky.receive_matching(ev.Pong)).nonce == i
         await trio.sleep(0.1)
     # ... while the silent one was closed, and told why.
     seen = await expect_closed(quiet)
@@ -129,17 +137,19 @@ async def test_connection_limits(nursery: trio.Nursery, tmp_path: Path) -> None:
     await trio.sleep(0.1)
     assert (await (await connect(info)).login("three", "pw")).ok
     await second.send(ev.Ping(nonce=5))
-    assert (await second.receive_until(ev.Pong)).nonce == 5
+    assert (await second.receive_matching(ev.Pong)).nonce == 5
 
 
 def test_the_largest_list_frames_fit_the_frame_limit() -> None:
     from echomesh_trio.protocol.codec import notice_frame
-    from echomesh_trio.server.service import MEMBERS_PER_FRAME, ROOMS_PER_FRAME
+    from echomesh_trio.server.request import MEMBERS_PER_FRAME, ROOMS_PER_FRAME
 
     worst = ev.Member(2**63 - 1, "\U0001f600" * 32, 2**32 - 1)
-    notice_frame(ev.RoomSnapshot("\U0001f600" * 64, (worst,) * MEMBERS_PER_FRAME, True))
-    notice_frame(ev.PresenceSnapshot((worst,) * MEMBERS_PER_FRAME, 2**32 - 1, True))
-    notice_frame(ev.RoomListing((ev.RoomInfo("\U0001f600" * 64, 2**32 - 1),) * ROOMS_PER_FRAME))
+    last = 2**32 - 1
+    notice_frame(ev.RoomSnapshot("\U0001f600" * 64, (worst,) * MEMBERS_PER_FRAME, True), last)
+    notice_frame(ev.PresenceSnapshot((worst,) * MEMBERS_PER_FRAME, True), last)
+    rooms = (ev.RoomInfo("\U0001f600" * 64, 2**32 - 1),) * ROOMS_PER_FRAME
+    notice_frame(ev.RoomListing(rooms, True), last)
 
 
 async def test_long_member_lists_arrive_in_several_frames(
@@ -161,12 +171,13 @@ async def test_long_member_lists_arrive_in_several_frames(
         for name in names[1:]:
             logins.start_soon(one, name)
     watcher = conns[0]
-    await watcher.send(ev.ListPresence(request_id=77))
+    await watcher.send(ev.ListPresence(), 77)
     online: list[ev.Member] = []
     frames = 0
     while True:
-        part = await watcher.receive_until(ev.PresenceSnapshot)
-        assert part.request_id == 77
+        incoming = await next_of(watcher, ev.PresenceSnapshot)
+        assert incoming.request_id == 77
+        part = incoming.event
         online += part.online
         frames += 1
         if not part.more:
@@ -176,7 +187,7 @@ async def test_long_member_lists_arrive_in_several_frames(
     members: list[ev.Member] = []
     await latecomer.send(ev.JoinRoom("big"))
     while True:
-        snap = await latecomer.receive_until(ev.RoomSnapshot)
+        snap = await latecomer.receive_matching(ev.RoomSnapshot)
         members += snap.members
         if not snap.more:
             break
@@ -186,20 +197,25 @@ async def test_long_member_lists_arrive_in_several_frames(
 async def test_an_internal_error_ends_only_that_connection(
     nursery: trio.Nursery, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from echomesh_trio.server.service import ControlService
+    from echomesh_trio.server import features
 
     _, info = await start_server(nursery, make_settings(tmp_path))
     alice, bob = await login(info, "alice"), await login(info, "bob")
     await join(alice, "r", create=True)
     await join(bob, "r")
 
-    def broken(*args: object) -> None:
+    async def broken(*args: object) -> None:
         raise RuntimeError("injected fault")
 
-    monkeypatch.setattr(ControlService, "_on_typing", broken)
-    await bob.send(ev.SetTyping("r", True))
-    seen = await expect_closed(bob)
-    assert [n.code for n in seen if isinstance(n, ev.ErrorReply)] == [ev.ErrorCode.INTERNAL]
+    monkeypatch.setitem(features.HANDLERS, ev.SetTyping, broken)
+    await bob.send(ev.SetTyping("r", True), 31)
+    replies: list[ev.Incoming[ev.ServerNotice]] = []
+    with pytest.raises(ConnectionClosed):
+        while True:
+            replies.append(await bob.receive())
+    seen = [r.event for r in replies]
+    errors = [(r.request_id, r.event.code) for r in replies if isinstance(r.event, ev.ErrorReply)]
+    assert errors == [(31, ev.ErrorCode.INTERNAL)]
     assert any(
         isinstance(n, ev.Goodbye) and n.reason == ev.GoodbyeReason.INTERNAL_ERROR for n in seen
     )

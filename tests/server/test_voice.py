@@ -58,7 +58,7 @@ class Talker:
     async def hear_tunnel(self) -> VoiceFrame:
         with trio.fail_after(5):
             while True:
-                tunnelled = await self.conn.receive_until(ev.VoiceDatagram)
+                tunnelled = await self.conn.receive_matching(ev.VoiceDatagram)
                 event = self.voice.receive_untrusted(tunnelled.datagram, time.monotonic_ns())
                 if isinstance(event, VoiceFrame):
                     return event
@@ -75,7 +75,7 @@ async def _talker(info: ServerInfo, name: str) -> Talker:
     conn = await connect(info)
     result = await conn.login(name, "pw")
     assert result.ok
-    setup = await conn.receive_until(ev.VoiceSetupInfo)
+    setup = await conn.receive_matching(ev.VoiceSetupInfo)
     assert setup.udp_port == info.udp_port and len(setup.client_key) == 32
     assert setup.client_key != setup.server_key and setup.source_id != 0
     talker = Talker(name, conn, setup)
@@ -94,7 +94,7 @@ async def test_room_members_hear_each_other_and_never_themselves(
         await join(t.conn, "v")
     await join(d.conn, "elsewhere", create=True)
     for t in (a, b, c):  # the room joined last becomes the active voice room
-        assert (await t.conn.receive_until(ev.VoiceRoomChanged)).room_id == "v"
+        assert (await t.conn.receive_matching(ev.VoiceRoomChanged)).room_id == "v"
 
     await a.say_udp(b"from ann")
     for t in (b, c):
@@ -111,7 +111,7 @@ async def test_room_members_hear_each_other_and_never_themselves(
 
     # Leaving takes effect at once, both ways.
     await c.conn.send(ev.LeaveRoom("v"))
-    await c.conn.receive_until(ev.MemberLeft)
+    await c.conn.receive_matching(ev.MemberLeft)
     await c.say_udp(b"after leaving")
     await a.say_udp(b"ann again")
     assert (await b.hear_udp()).frame == b"ann again"  # not "after leaving"
@@ -119,9 +119,9 @@ async def test_room_members_hear_each_other_and_never_themselves(
         got = await c.udp.recvfrom(2048)
         raise AssertionError(f"cat heard the room after leaving: {got!r}")
 
-    await c.conn.send(ev.RequestVoiceStats(request_id=3))
-    stats = await c.conn.receive_until(ev.VoiceStatsReport)
-    assert stats.request_id == 3 and stats.packets_in >= 1
+    await c.conn.send(ev.RequestVoiceStats(), 3)
+    stats = await c.conn.receive_matching(ev.VoiceStatsReport, request_id=3)
+    assert stats.packets_in >= 1
     assert stats.dropped.get("no_room", 0) >= 1 and stats.active_room == ""
 
 
@@ -135,7 +135,7 @@ async def test_tunnelled_and_udp_members_hear_each_other(
     await b.conn.send(ev.ChooseVoiceTransport(ev.VoiceTransport.TCP_TUNNEL))
     await b.conn.send(ev.RequestVoiceStats())
     assert (
-        await b.conn.receive_until(ev.VoiceStatsReport)
+        await b.conn.receive_matching(ev.VoiceStatsReport)
     ).transport == ev.VoiceTransport.TCP_TUNNEL
 
     await a.say_udp(b"to the tunnel")
@@ -148,7 +148,7 @@ async def test_tunnelled_and_udp_members_hear_each_other(
     # Back to UDP.
     await b.conn.send(ev.ChooseVoiceTransport(ev.VoiceTransport.UDP))
     await b.conn.send(ev.RequestVoiceStats())  # its reply means the switch took effect
-    assert (await b.conn.receive_until(ev.VoiceStatsReport)).transport == ev.VoiceTransport.UDP
+    assert (await b.conn.receive_matching(ev.VoiceStatsReport)).transport == ev.VoiceTransport.UDP
     await a.say_udp(b"udp again")
     assert (await b.hear_udp()).frame == b"udp again"
 
@@ -159,17 +159,14 @@ async def test_choosing_the_active_room(nursery: trio.Nursery, tmp_path: Path) -
     for room in ("one", "two"):
         await join(a.conn, room, create=True)
         await join(b.conn, room)
-    await a.conn.send(ev.SetVoiceRoom("one", request_id=8))
-    reply = await a.conn.receive_until(ev.VoiceRoomChanged)
-    while reply.request_id != 8:
-        reply = await a.conn.receive_until(ev.VoiceRoomChanged)
+    await a.conn.send(ev.SetVoiceRoom("one"), 8)
+    reply = await a.conn.receive_matching(ev.VoiceRoomChanged, request_id=8)
     assert reply.room_id == "one"
     await a.say_udp(b"in one")  # ben's active room is "two": he hears nothing
-    await b.conn.send(ev.SetVoiceRoom("one", request_id=5))
-    while (await b.conn.receive_until(ev.VoiceRoomChanged)).request_id != 5:
-        pass
+    await b.conn.send(ev.SetVoiceRoom("one"), 5)
+    await b.conn.receive_matching(ev.VoiceRoomChanged, request_id=5)
     await a.say_udp(b"both in one")
     assert (await b.hear_udp()).frame == b"both in one"
-    await a.conn.send(ev.SetVoiceRoom("nowhere", request_id=9))
-    err = await a.conn.receive_until(ev.ErrorReply)
-    assert err.code == ev.ErrorCode.NOT_IN_ROOM and err.request_id == 9
+    await a.conn.send(ev.SetVoiceRoom("nowhere"), 9)
+    err = await a.conn.receive_matching(ev.ErrorReply, request_id=9)
+    assert err.code == ev.ErrorCode.NOT_IN_ROOM
