@@ -1,25 +1,28 @@
-"""Shared test configuration.
+"""Shared test configuration: pytest-trio's trio mode, for some directories only.
 
-Async tests run under Trio only in the directories that opt in (see ``trio_dirs``): the
-Textual UI tests need asyncio, so Trio mode is not global.
+The Textual UI tests need asyncio, so trio mode cannot be global (the ``trio_mode`` ini
+option). pytest-trio's own pieces do it per directory: ``automark`` here marks the async
+tests collected under ``TRIO_DIRS`` (the collection hook sees every item, so it must
+filter), and each of those directories' ``conftest.py`` imports pytest-trio's
+``pytest_fixture_setup``, which pytest calls only for tests under that directory, so that
+async fixtures there run under Trio too.
 """
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 
 import pytest
+from pytest_trio.plugin import automark
 
 TRIO_DIRS = ("server", "protocol", "voice", "client")
+HERE = Path(__file__).parent
+
+
+def _in_trio_dir(item: pytest.Item) -> bool:
+    parts = item.path.relative_to(HERE).parts
+    return bool(parts) and parts[0] in TRIO_DIRS
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    here = Path(__file__).parent
-    for item in items:
-        fn = getattr(item, "obj", None)
-        if fn is None or not inspect.iscoroutinefunction(fn):
-            continue
-        rel = Path(str(item.fspath)).relative_to(here)
-        if rel.parts and rel.parts[0] in TRIO_DIRS and not item.get_closest_marker("trio"):
-            item.add_marker(pytest.mark.trio)
+    automark([item for item in items if _in_trio_dir(item)])

@@ -98,8 +98,11 @@ class LossFeedback:
         """The session ended: it is neither a speaker nor a listener any more."""
         self._heard.pop(source_id, None)
         self._last_told.pop(source_id, None)
-        for reports in self._heard.values():
+        for speaker in list(self._heard):
+            reports = self._heard[speaker]
             reports.pop(source_id, None)
+            if not reports:
+                del self._heard[speaker]
 
     def statistics(self) -> tuple[int, int]:
         """(speakers with reports, reports held)."""

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import pytest
+from pytest_trio.enable_trio_mode import pytest_fixture_setup
+
+__all__ = ["pytest_fixture_setup"]  # trio mode for async fixtures in this directory
 
 
 @pytest.fixture(params=["plaintext", "tls"])

@@ -1,14 +1,5 @@
-"""Trio mode for this directory only: Textual's tests elsewhere need asyncio."""
+"""Trio mode for this directory (see tests/conftest.py)."""
 
-from __future__ import annotations
+from pytest_trio.enable_trio_mode import pytest_fixture_setup
 
-import inspect
-
-import pytest
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        fn = getattr(item, "obj", None)
-        if inspect.iscoroutinefunction(fn) and not item.get_closest_marker("trio"):
-            item.add_marker(pytest.mark.trio)
+__all__ = ["pytest_fixture_setup"]
