@@ -47,6 +47,8 @@ class EchoMeshServer:
         self.settings = settings
         self.voice = voice
         self._connections: set[Connection] = set()
+        self._handling = 0  # connection tasks not yet finished (their end fully handled)
+        self._handling_changed = trio.lowlevel.ParkingLot()
         self._per_address: Counter[str] = Counter()
         self._shutdown = trio.Event()
         self._accepting = trio.CancelScope()  # cancelled to stop accepting at shutdown
@@ -61,6 +63,12 @@ class EchoMeshServer:
     @property
     def connection_count(self) -> int:
         return len(self._connections)
+
+    async def wait_connections(self, at_most: int) -> None:
+        """Return once at most ``at_most`` connection tasks remain, every other one having
+        finished completely (session removed, members told, socket closed, line logged)."""
+        while self._handling > at_most:
+            await self._handling_changed.park()
 
     async def serve(
         self, *, task_status: trio.TaskStatus[ServerInfo] = trio.TASK_STATUS_IGNORED
@@ -130,6 +138,14 @@ class EchoMeshServer:
             await trio.serve_listeners(self._handle, listeners, handler_nursery=connections)
 
     async def _handle(self, tcp: trio.SocketStream) -> None:
+        self._handling += 1
+        try:
+            await self._serve_connection(tcp)
+        finally:
+            self._handling -= 1
+            self._handling_changed.unpark_all()
+
+    async def _serve_connection(self, tcp: trio.SocketStream) -> None:
         try:
             address = tcp.socket.getpeername()[0]
         except OSError:

@@ -12,20 +12,15 @@ from pathlib import Path
 
 import pytest
 
+from bench.common import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "examples" / "chat_client.py"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def server_port(tmp_path: Path) -> Iterator[int]:
-    port = _free_port()
+    port = free_port()  # the server process must be told its port
     cmd = [sys.executable, "-m", "echomesh_trio.cli", "--plaintext", "--port", str(port)]
     cmd += ["--data-dir", str(tmp_path / "data"), "--password-cost", "10"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)

@@ -183,12 +183,11 @@ async def test_connect_login_and_disconnect_are_logged_with_reasons(
     import logging
 
     caplog.set_level(logging.INFO, logger="echomesh.server")
-    _, info = await start_server(nursery, make_settings(tmp_path))
+    server, info = await start_server(nursery, make_settings(tmp_path))
     alice = await login(info, "alice")
     await alice.aclose()
     with trio.fail_after(5):
-        while not any("disconnect" in r.getMessage() for r in caplog.records):  # noqa: ASYNC110
-            await trio.sleep(0.01)
+        await server.wait_connections(0)
     lines = [r.getMessage() for r in caplog.records]
     assert any(line.startswith("connect from 127.0.0.1") for line in lines)
     assert any(line.startswith("login alice (id ") for line in lines)

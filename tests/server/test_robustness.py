@@ -108,17 +108,17 @@ async def test_slow_reader_is_dropped_and_others_still_receive(
 
 
 async def test_idle_connection_is_closed_with_a_reason(
-    nursery: trio.Nursery, tmp_path: Path, tls: bool
+    nursery: trio.Nursery, tmp_path: Path, tls: bool, mock_clock: trio.testing.MockClock
 ) -> None:
-    settings = make_settings(tmp_path, plaintext=not tls, idle_timeout=0.3)
-    _, info = await start_server(nursery, settings)
+    """On Trio's fake clock (it moves only when the test jumps it): 30 s idle timeout."""
+    _, info = await start_server(nursery, make_settings(tmp_path, plaintext=not tls))
     quiet = await login(info, "quiet")
     talky = await login(info, "talky")
-    # Pinging keeps a connection alive well past the timeout ...
+    # Pinging every 10 s keeps a connection alive well past the timeout ...
     for i in range(6):
+        mock_clock.jump(10)
         await talky.send(ev.Ping(nonce=i))
         assert (await talky.receive_matching(ev.Pong)).nonce == i
-        await trio.sleep(0.1)
     # ... while the silent one was closed, and told why.
     seen = await expect_closed(quiet)
     assert any(
@@ -127,14 +127,16 @@ async def test_idle_connection_is_closed_with_a_reason(
 
 
 async def test_connection_limits(nursery: trio.Nursery, tmp_path: Path) -> None:
-    _, info = await start_server(nursery, make_settings(tmp_path, max_connections_per_address=2))
+    settings = make_settings(tmp_path, max_connections_per_address=2)
+    server, info = await start_server(nursery, settings)
     first, second = await login(info, "one"), await login(info, "two")
     third = await connect(info)
     seen = await expect_closed(third)
     assert [n.code for n in seen if isinstance(n, ev.ErrorReply)] == [ev.ErrorCode.SERVER_FULL]
     assert any(isinstance(n, ev.Goodbye) and n.reason == ev.GoodbyeReason.SERVER_FULL for n in seen)
     await first.aclose()
-    await trio.sleep(0.1)
+    with trio.fail_after(5):
+        await server.wait_connections(1)
     assert (await (await connect(info)).login("three", "pw")).ok
     await second.send(ev.Ping(nonce=5))
     assert (await second.receive_matching(ev.Pong)).nonce == 5
@@ -245,8 +247,7 @@ async def test_a_crowd_leaving_at_once_does_not_disturb_the_server(
             for conn in crowd:
                 leaving.start_soon(conn.aclose)
         with trio.fail_after(5):
-            while server.connection_count:  # noqa: ASYNC110 - polling the server's count
-                await trio.sleep(0.01)
+            await server.wait_connections(0)
         crowd = []
         for i in range(40):
             conn = await login(info, f"c{i}")
