@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-TRIO_DIRS = ("server", "protocol", "voice", "client")
+TRIO_DIRS = ("server", "protocol", "voice", "client", "devices")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
