@@ -252,7 +252,8 @@ class SoundDeviceOutput:
         return max(0.0, self._pulled / SAMPLE_RATE - self._played / self.device_rate)
 
     async def play(self, source: AudioSource) -> None:
-        """Keep the ring full from ``source`` until cancelled (starts the stream)."""
+        """Keep the ring full from ``source`` until cancelled (starts the stream). After a
+        cancellation the stream plays silence (counted as underruns) until :meth:`close`."""
         while True:
             while len(self._ring) < self._ahead:
                 block = self._fifo.pop(self.device_block)
