@@ -167,8 +167,8 @@ def test_redundancy_and_expected_loss_follow_the_reported_loss() -> None:
     assert sender.statistics().copies == 0
     assert sender.statistics().expected_loss_percent == 0
     sender.set_reported_loss(0.03)  # one copy, FEC sized for no loss
-    p = sender.process(frames[3])
-    assert p is not None and p.redundant == (first[2].frame,)  # type: ignore[union-attr]
+    p, previous = sender.process(frames[3]), first[2]
+    assert p is not None and previous is not None and p.redundant == (previous.frame,)
     assert p.flags == Flags.REDUNDANT
     assert sender.statistics().expected_loss_percent == 0
     sender.set_reported_loss(0.2)  # heavy loss: the deepest redundancy the datagram carries
