@@ -24,17 +24,18 @@ import numpy as np
 
 from bench.netsim import PROFILES, Profile, simulate
 from bench.quality_signal import normalise, pesq_wb, read_wav, stoi, synthesize
-from echomesh_trio.audio.codec import OpusDecoder, OpusEncoder, Pcm, is_dtx
+from echomesh_trio.audio.codec import OpusDecoder, OpusEncoder
 from echomesh_trio.audio.jitter import Conceal, Decision, Play, Recover
+from echomesh_trio.audio.pcm import Pcm
 from echomesh_trio.audio.playout import SpeakerPlayout
-from echomesh_trio.audio.redundancy import MAX_DEPTH, RedundancyPacker, copies_for_loss
+from echomesh_trio.audio.redundancy import MAX_DEPTH
+from echomesh_trio.audio.sender import SEQ_MOD, GateMode, VoicePacket, VoiceSender
 from echomesh_trio.media import FRAME_SAMPLES, SAMPLE_RATE
 
 BLOCK = SAMPLE_RATE // 200
 """The simulated output device pulls 5 ms blocks, a common low-latency PortAudio setting."""
 
 FRAME_S = FRAME_SAMPLES / SAMPLE_RATE
-SEQ_MOD = 1 << 32
 SEQ_START = SEQ_MOD - 500
 """Sequence numbers start near the top so every run crosses the 32-bit wrap."""
 
@@ -108,8 +109,14 @@ def run_profile(
     by_index: dict[int, list[float]] = {}
     for d in deliveries:
         by_index.setdefault(d.index, []).append(d.arrival)
-    encoder = OpusEncoder(bitrate)
-    packer = RedundancyPacker(redundancy)
+    # Continuous transmission: the speech has pauses, so DTX (not a gate) decides what is
+    # sent; the sender's rules are echomesh_trio/audio/sender.py's.
+    sender = VoiceSender(
+        mode=GateMode.CONTINUOUS,
+        bitrate=bitrate,
+        max_redundancy=redundancy,
+        first_sequence=SEQ_START,
+    )
     ours = Outcome(np.zeros(frames * FRAME_SAMPLES, dtype=np.int16))
     naive = Outcome(np.zeros(frames * FRAME_SAMPLES, dtype=np.int16))
 
@@ -126,38 +133,34 @@ def run_profile(
 
     playout = SpeakerPlayout(on_decision=on_decision)
     receiver = NaiveReceiver()
-    arrivals: list[tuple[float, int, bytes, tuple[bytes, ...]]] = []
+    arrivals: list[tuple[float, int, VoicePacket]] = []
     sent = np.zeros(frames, dtype=bool)
     next_frame = 0
     blocks = int((frames * FRAME_S + 1.0) * SAMPLE_RATE / BLOCK)
-    codec_cpu = 0.0
-    copies = 0
-    previous_dtx = False
-    payload_bytes = 0
+    sender_cpu = 0.0
     for b in range(blocks):
         now = b * BLOCK / SAMPLE_RATE
         while next_frame < frames and send_times[next_frame] <= now + 1e-9:
             k = next_frame
             pcm = speech[k * FRAME_SAMPLES : (k + 1) * FRAME_SAMPLES]
             t0 = time.process_time()
-            packet = encoder.encode(pcm)
-            codec_cpu += time.process_time() - t0
-            # DTX: the first DTX frame of a pause is sent (a 1-2 byte marker that tells the
-            # receiver the gap that follows is not loss); the rest are not.
-            if is_dtx(packet) and previous_dtx:
-                packer.skip()
-            else:
+            packet = sender.process(pcm)
+            sender_cpu += time.process_time() - t0
+            if packet is not None:
                 sent[k] = True
-                frame, attached = packer.wrap(packet, copies)
-                payload_bytes += len(frame) + sum(len(c) for c in attached)
                 for at in by_index.get(k, ()):
-                    heapq.heappush(arrivals, (at, k, frame, attached))
-            previous_dtx = is_dtx(packet)
+                    heapq.heappush(arrivals, (at, k, packet))
             next_frame += 1
         while arrivals and arrivals[0][0] <= now:
-            at, k, frame, redundant = heapq.heappop(arrivals)
-            playout.push((SEQ_START + k) % SEQ_MOD, frame, at, redundant=redundant)
-            receiver.push(k, frame)
+            at, k, packet = heapq.heappop(arrivals)
+            playout.push(
+                packet.sequence,
+                packet.frame,
+                at,
+                redundant=packet.redundant,
+                end_of_spurt=packet.end_of_spurt,
+            )
+            receiver.push(k, packet.frame)
         playout.pull(BLOCK, now)
         if b % (FRAME_SAMPLES // BLOCK) == 0:
             played = receiver.tick()
@@ -166,12 +169,9 @@ def run_profile(
                 naive.media[k * FRAME_SAMPLES : (k + 1) * FRAME_SAMPLES] = pcm
                 naive.delays.append(now - send_times[k])
         if b % 200 == 0:
-            # The receiver reports its loss once a second (RTCP-like). Above 1 % the sender
-            # attaches copies of previous frames; in-band FEC would then only take bits
-            # from the primary frame, so it is sized for no loss (docs/AUDIO.md).
-            reported = playout.statistics().jitter.loss_estimate
-            copies = copies_for_loss(reported, redundancy, copies)
-            encoder.set_reported_loss(0.0 if copies else reported)
+            # The receiver reports its loss once a second (RTCP-like); the sender sets its
+            # redundancy and in-band FEC from it (VoiceSender.set_reported_loss).
+            sender.set_reported_loss(playout.statistics().jitter.loss_estimate)
 
     stats = playout.statistics().jitter
     ours.late = stats.late
@@ -191,7 +191,7 @@ def run_profile(
         allowed = int(np.floor(late_rate * len(excess) + 1e-9))
         return float(excess[max(0, len(excess) - 1 - allowed)])
 
-    lookahead = encoder.lookahead
+    lookahead = sender.encoder.lookahead
     ref = speech[: frames * FRAME_SAMPLES - lookahead]
 
     def score(o: Outcome, prefix: str) -> dict[str, float | int]:
@@ -213,13 +213,13 @@ def run_profile(
     result |= {
         "network_loss": round(1.0 - len(first) / max(1, int(sent.sum())), 4),
         "packets": int(sent.sum()),
-        "kbps": round(payload_bytes * 8 / (frames * FRAME_S) / 1000, 1),
+        "kbps": round(sender.statistics().payload_bytes * 8 / (frames * FRAME_S) / 1000, 1),
         "recovered": stats.recovered,
         "concealed": stats.concealed,
         "stretched": stats.stretched,
         "duplicates": stats.duplicates,
         "final_target_ms": round(stats.target_delay * 1000, 1),
-        "encode_us_per_frame": round(codec_cpu / frames * 1e6, 1),
+        "sender_us_per_frame": round(sender_cpu / frames * 1e6, 1),
     }
     return result
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from pytest_trio.plugin import automark
 
-TRIO_DIRS = ("server", "protocol", "voice", "client")
+TRIO_DIRS = ("server", "protocol", "voice", "client", "devices")
 HERE = Path(__file__).parent
 
 

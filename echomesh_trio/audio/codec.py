@@ -1,8 +1,9 @@
 """Opus encoder and decoder wrappers: 48 kHz mono, 20 ms frames, VOIP, FEC, DTX.
 
-Small classes with no I/O and no clock. They hide opuslib's traps (FIELD_NOTES section 1):
-the bare ``Exception`` when libopus is missing, ``inband_fec``/``dtx`` properties that do not
-work, and PLC that needs ``b""`` rather than ``None``.
+Small classes with no I/O and no clock. They hide opuslib 3.0.1's traps: ``import opuslib``
+raises a bare ``Exception`` when libopus is missing, the ``inband_fec`` property raises
+``TypeError`` and ``dtx`` silently does nothing (so the ctls are called directly), and PLC
+needs ``decode(b"", n)`` because ``decode(None, n)`` fails.
 """
 
 from __future__ import annotations
@@ -13,12 +14,9 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
+from echomesh_trio.audio.pcm import Pcm, check_frame
 from echomesh_trio.media import CHANNELS, FRAME_SAMPLES, SAMPLE_RATE
-
-Pcm = npt.NDArray[np.int16]
-"""One frame of mono 16-bit PCM: ``FRAME_SAMPLES`` samples at ``SAMPLE_RATE``."""
 
 DEFAULT_BITRATE = 32_000
 """32 kbit/s: the lowest rate at which libopus 1.3 keeps in-band FEC fullband at any loss."""
@@ -141,8 +139,7 @@ class OpusEncoder:
 
     def encode(self, pcm: Pcm) -> bytes:
         """Encode one frame. A result of at most ``MAX_DTX_PACKET`` bytes is DTX silence."""
-        if pcm.shape != (FRAME_SAMPLES,) or pcm.dtype != np.int16:
-            raise ValueError(f"expected {FRAME_SAMPLES} int16 samples, got {pcm.shape} {pcm.dtype}")
+        check_frame(pcm)
         try:
             packet = bytes(self._enc.encode(pcm.tobytes(), FRAME_SAMPLES))
         except self._lib.OpusError as exc:

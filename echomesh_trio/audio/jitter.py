@@ -31,6 +31,7 @@ from enum import Enum
 from echomesh_trio.audio.codec import MAX_DTX_PACKET
 from echomesh_trio.audio.delay_estimator import DelayEstimator
 from echomesh_trio.media import FRAME_MS
+from echomesh_trio.voice.packet import MAX_REDUNDANT_FRAMES
 
 SEQ_BITS = 32
 """Width of the voice datagram's sequence number; tests use 16 to exercise wrap-around."""
@@ -41,9 +42,6 @@ DEFAULT_CAPACITY = 64
 
 MAX_PAYLOAD = 4_000
 """An Opus frame is at most 1,275 bytes; with redundancy a few of them. Bigger is garbage."""
-
-MAX_REDUNDANT = 3
-"""Redundant copies accepted per packet (RFC 2198 spirit); more is not voice."""
 
 HISTORY = 256
 """Sequence numbers remembered after playout, to tell duplicates from late packets."""
@@ -217,7 +215,7 @@ class JitterBuffer:
         """
         self._received += 1
         size = len(frame) + sum(len(r) for r in redundant)
-        if not frame or size > self._max_payload or len(redundant) > MAX_REDUNDANT:
+        if not frame or size > self._max_payload or len(redundant) > MAX_REDUNDANT_FRAMES:
             self._dropped += 1
             return PushResult.DROPPED
         seq %= self._modulus

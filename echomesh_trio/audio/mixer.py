@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-Pcm = npt.NDArray[np.int16]
+from echomesh_trio.audio.pcm import Pcm
 
 FULL_SCALE = 32767.0
 KNEE = 0.8
@@ -58,10 +58,6 @@ class Mixer:
 
     def gain(self, speaker: Hashable) -> float:
         return self._gains.get(speaker, 1.0)
-
-    def forget(self, speaker: Hashable) -> None:
-        """The speaker left: drop their gain setting."""
-        self._gains.pop(speaker, None)
 
     def mix(self, blocks: Iterable[tuple[Hashable, Pcm]], samples: int) -> Pcm:
         """Mix ``(speaker, block)`` pairs into ``samples`` samples (shorter blocks are padded)."""

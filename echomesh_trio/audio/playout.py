@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from echomesh_trio.audio.codec import OpusDecoder, Pcm
+from echomesh_trio.audio.codec import OpusDecoder
 from echomesh_trio.audio.jitter import (
     Conceal,
     Decision,
@@ -26,6 +26,7 @@ from echomesh_trio.audio.jitter import (
     Recover,
     Silence,
 )
+from echomesh_trio.audio.pcm import Pcm
 from echomesh_trio.media import FRAME_SAMPLES, SAMPLE_RATE
 
 DecisionHook = Callable[[Decision, Pcm, float], None]

@@ -12,9 +12,9 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from echomesh_trio.audio.codec import Pcm
 from echomesh_trio.audio.jitter import PushResult
 from echomesh_trio.audio.mixer import Mixer
+from echomesh_trio.audio.pcm import Pcm
 from echomesh_trio.audio.playout import PlayoutStatistics, SpeakerPlayout
 
 DEFAULT_MAX_SPEAKERS = 32

@@ -2,31 +2,38 @@
 
 Each packet repeats the previous ``depth`` Opus frames, so a burst of that many lost packets
 is rebuilt at full quality from the next one (in-band FEC only rebuilds one frame, at lower
-quality). The wire format belongs to echomesh_trio/voice/packet.py; this only keeps history.
+quality). The wire format (and its limit of three copies) belongs to
+echomesh_trio/voice/packet.py; this only keeps history.
 """
 
 from __future__ import annotations
 
 from collections import deque
 
-MAX_DEPTH = 3
+from echomesh_trio.voice.packet import MAX_REDUNDANT_FRAMES
+
+MAX_DEPTH = MAX_REDUNDANT_FRAMES
+"""Most previous frames one packet can repeat: what the voice datagram carries."""
 
 COPIES_ABOVE = 0.01
-"""Reported loss above which packets carry a copy of the previous frame."""
+"""Reported loss from which packets carry a copy of the previous frame."""
 
 DEEP_COPIES_ABOVE = 0.07
 DEEP_COPIES_BELOW = 0.05
-"""Reported loss above which they carry three copies, and below which they go back to one
-(hysteresis: each change also moves the receivers' look-ahead). Heavy loss comes in bursts;
-measured at 10 % Gilbert-Elliott loss: PESQ 2.62 with one copy, 2.90 with two, 3.17 with
-three."""
+"""Reported loss above which they carry the deepest redundancy allowed (three copies), and
+at or below which they go back to one (hysteresis: each change also moves the receivers'
+look-ahead). Heavy loss comes in bursts; measured at 10 % Gilbert-Elliott loss: PESQ 2.62
+with one copy, 2.90 with two, 3.17 with three."""
 
 
 def copies_for_loss(reported_loss: float, max_depth: int = MAX_DEPTH, current: int = 0) -> int:
     """How many previous frames each packet should repeat, given the loss receivers report
-    and the number attached until now.
+    (a fraction) and ``current``, the number attached until now.
 
-    None on a clean link: copies cost bandwidth and the receivers' look-ahead costs delay.
+    0 below 1 % (or NaN): on a clean link copies cost bandwidth and the receivers' look-ahead
+    costs delay. From 1 %: one copy. Above 7 %: ``max_depth`` copies (at most 3), kept until
+    the loss falls to 5 % or less. The result never exceeds ``max_depth``; with
+    ``max_depth`` 1 there is no hysteresis (one copy from 1 %).
     """
     if not reported_loss >= COPIES_ABOVE:  # also catches NaN
         return 0
@@ -43,6 +50,11 @@ class RedundancyPacker:
             raise ValueError(f"depth must be 0..{MAX_DEPTH}")
         self._history: deque[bytes] = deque(maxlen=depth)
 
+    @property
+    def depth(self) -> int:
+        """Most frames :meth:`wrap` attaches."""
+        return self._history.maxlen or 0
+
     def wrap(self, frame: bytes, copies: int | None = None) -> tuple[bytes, tuple[bytes, ...]]:
         """(frame, copies of frames n-1, n-2, ...) for a frame that is sent.
 
@@ -54,6 +66,7 @@ class RedundancyPacker:
         return frame, attached
 
     def skip(self) -> None:
-        """A frame was not sent (DTX): later packets carry an empty copy in its place."""
+        """A frame was not sent (DTX, gate closed): later packets carry an empty copy in its
+        place."""
         if self._history.maxlen:
             self._history.appendleft(b"")

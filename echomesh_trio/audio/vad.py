@@ -11,11 +11,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 
+from echomesh_trio.audio.pcm import Pcm
 from echomesh_trio.media import FRAME_MS
-
-Pcm = npt.NDArray[np.int16]
 
 SILENCE_DBFS = -96.0
 DEFAULT_HANGOVER_MS = 200
