@@ -3,7 +3,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 SETUP  := scripts/bootstrap.sh
 
-.PHONY: setup serve test lint typecheck unit proto bench clean
+.PHONY: setup serve test lint typecheck unit proto lock clean
 
 setup:
 	@bash $(SETUP)
@@ -27,6 +27,10 @@ unit: setup
 proto: setup
 	$(PY) -m grpc_tools.protoc -Iproto --python_out=echomesh_trio/protocol \
 	    --pyi_out=echomesh_trio/protocol proto/message.proto
+
+# Regenerate the lock files (hashes included) from pyproject.toml; see scripts/lock.sh.
+lock: setup
+	bash scripts/lock.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

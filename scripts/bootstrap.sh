@@ -54,9 +54,13 @@ if [ ! -x "$VENV/bin/python" ]; then
     say "creating $VENV"
     "$PYTHON" -m venv "$VENV"
 fi
-if [ ! -f "$stamp" ] || [ requirements.lock -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    say "installing locked dependencies into $VENV"
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements.lock
+# Development installs everything (requirements-dev.lock: the runtime, tests, linters and
+# benchmarks, exact versions with hashes); a server-only host needs just
+# requirements-server.lock (README, "Installing").
+lock=requirements-dev.lock
+if [ ! -f "$stamp" ] || [ "$lock" -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    say "installing locked dependencies ($lock) into $VENV"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes -r "$lock"
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
     touch "$stamp"
 fi

@@ -1,0 +1,1 @@
+"""Client-side building blocks: the control connection (the TUI's client core builds on it)."""

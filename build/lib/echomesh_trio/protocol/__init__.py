@@ -1,0 +1,1 @@
+"""The control-channel protocol: sans-IO framing, typed events, and the protobuf codec."""

@@ -1,0 +1,429 @@
+"""Typed events of the control protocol.
+
+The protobuf classes stay inside ``codec``; everything else in EchoMesh speaks in these
+small frozen dataclasses. Requests go from client to server; notices from server to
+client. A few (Ping, Pong, VoiceDatagram) travel both ways.
+
+The envelope's ``request_id`` is not part of any event: the codec hands every decoded
+frame over as ``Incoming(request_id, event)`` and takes it as a separate argument when
+encoding, so there is exactly one way to carry it.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+
+class ErrorCode(enum.IntEnum):
+    """Mirrors ``ErrorCode`` in proto/message.proto. A code newer than this client decodes
+    as ``UNKNOWN`` (the message still says what went wrong)."""
+
+    UNKNOWN = 0
+    BAD_REQUEST = 1
+    NOT_LOGGED_IN = 2
+    ALREADY_LOGGED_IN = 3
+    UNKNOWN_ROOM = 4
+    ROOM_EXISTS = 5
+    NOT_IN_ROOM = 6
+    TOO_LONG = 7
+    RATE_LIMITED = 8
+    UNKNOWN_USER = 9
+    INVALID_NAME = 10
+    MALFORMED_FRAME = 11
+    FRAME_TOO_LARGE = 12
+    UNKNOWN_TYPE = 13
+    SERVER_FULL = 14
+    INTERNAL = 15
+
+
+class GoodbyeReason(enum.IntEnum):
+    """Mirrors ``GoodbyeReason``: why the server is closing a connection."""
+
+    UNKNOWN = 0
+    REPLACED = 1
+    SHUTDOWN = 2
+    IDLE_TIMEOUT = 3
+    PROTOCOL_ERROR = 4
+    SLOW_READER = 5
+    SERVER_FULL = 6
+    INTERNAL_ERROR = 7
+
+
+class VoiceTransport(enum.IntEnum):
+    """Mirrors ``VoiceTransport``."""
+
+    UNKNOWN = 0
+    UDP = 1
+    TCP_TUNNEL = 2
+
+
+class LoginStatus(enum.IntEnum):
+    """Values of ``LoginResponse.status_code`` (HTTP-like, as documented in PROTOCOL.md)."""
+
+    OK = 200
+    BAD_REQUEST = 400
+    WRONG_PASSWORD = 401
+    FORBIDDEN = 403
+    TOO_MANY_ATTEMPTS = 429
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    user_id: int
+    username: str
+    source_id: int = 0
+
+
+# --------------------------------------------------------------------------- requests
+
+
+@dataclass(frozen=True, slots=True)
+class Login:
+    username: str
+    password: str
+    client_name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CreateRoom:
+    room_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteRoom:
+    """Delete a room for good (its owner only); its members are told."""
+
+    room_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class JoinRoom:
+    room_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class LeaveRoom:
+    room_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class SendChat:
+    room_id: str
+    content: str
+    client_msg_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SendDirect:
+    content: str
+    to_user_id: int = 0
+    to_username: str = ""
+    client_msg_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SetTyping:
+    room_id: str
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ListRooms:
+    """Ask for every room and its member count (payload-less)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ListPresence:
+    """Ask who is online; the connection then also receives presence changes."""
+
+
+@dataclass(frozen=True, slots=True)
+class SetVoiceRoom:
+    """Choose the room one's voice goes to; an empty room id means none."""
+
+    room_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChooseVoiceTransport:
+    transport: VoiceTransport
+
+
+@dataclass(frozen=True, slots=True)
+class RequestVoiceStats:
+    """Ask for this session's voice statistics (payload-less)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SpeakerLoss:
+    """What one listener heard of one speaker over a report interval."""
+
+    source_id: int
+    expected: int
+    """Packets the speaker's sequence numbers say were sent in the interval."""
+    lost: int
+    """Never arrived (nor recovered from a later packet's redundancy)."""
+    late: int
+    """Arrived after their playout time."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReportVoiceLoss:
+    """A listener's periodic loss report, per speaker it heard (PROTOCOL.md, "Loss
+    feedback")."""
+
+    speakers: tuple[SpeakerLoss, ...]
+
+
+# ---------------------------------------------------------------- both directions
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    nonce: int = 0
+    sent_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Pong:
+    nonce: int = 0
+    sent_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceDatagram:
+    """A voice datagram carried inside the control channel (the TCP fallback)."""
+
+    datagram: bytes
+
+
+# ---------------------------------------------------------------------- notices
+
+
+@dataclass(frozen=True, slots=True)
+class LoginResult:
+    status_code: int
+    user_id: int = 0
+    username: str = ""
+    message: str = ""
+    server_version: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code == LoginStatus.OK
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorReply:
+    code: ErrorCode
+    message: str
+    retry_after_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    """A chat message as stored and delivered; the sender's copy is its acknowledgement."""
+
+    message_id: int
+    room_id: str
+    user_id: int
+    username: str
+    content: str
+    timestamp_ms: int
+    client_msg_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DirectMessage:
+    message_id: int
+    from_user_id: int
+    from_username: str
+    to_user_id: int
+    content: str
+    timestamp_ms: int
+    client_msg_id: str = ""
+    offline: bool = False
+    to_username: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MemberJoined:
+    room_id: str
+    member: Member
+
+
+@dataclass(frozen=True, slots=True)
+class MemberLeft:
+    room_id: str
+    member: Member
+
+
+@dataclass(frozen=True, slots=True)
+class RoomDeleted:
+    """The room is gone; ``by`` is the member who deleted it. Every member is out of it."""
+
+    room_id: str
+    by: Member
+
+
+@dataclass(frozen=True, slots=True)
+class RoomSnapshot:
+    """Sent to a user who is now in a room: who is there (the user included)."""
+
+    room_id: str
+    members: tuple[Member, ...]
+    more: bool = False  # more members follow in the next RoomSnapshot
+
+
+@dataclass(frozen=True, slots=True)
+class RoomInfo:
+    room_id: str
+    member_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class RoomListing:
+    rooms: tuple[RoomInfo, ...]
+    more: bool = False  # more rooms follow in the next RoomListing
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryBatch:
+    room_id: str
+    messages: tuple[ChatMessage, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TypingNotice:
+    room_id: str
+    user_id: int
+    username: str
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceSnapshot:
+    online: tuple[Member, ...]
+    more: bool = False  # more users follow in the next PresenceSnapshot
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceChanged:
+    member: Member
+    online: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Goodbye:
+    reason: GoodbyeReason
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceSetupInfo:
+    udp_port: int
+    source_id: int
+    client_key: bytes
+    server_key: bytes
+    ping_interval_ms: int = 5000
+    cipher: str = "chacha20-poly1305"
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceRoomChanged:
+    room_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceStatsReport:
+    packets_in: int
+    packets_out: int
+    dropped: dict[str, int] = field(default_factory=dict)
+    rtt_ms: float = 0.0
+    transport: VoiceTransport = VoiceTransport.UNKNOWN
+    active_room: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceLossFeedback:
+    """The loss this client's own voice suffers, as its listeners report it (fractions of
+    the packets they expected over the last interval; 0..1)."""
+
+    loss: float
+    """Mean over the listeners, weighted by packets expected."""
+    late_loss: float
+    worst_loss: float
+    """The listener who hears the least."""
+    listeners: int
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownNotice:
+    """A message type this client does not know (a newer server): skipped, not an error."""
+
+    type_value: int
+
+
+ClientRequest = (
+    Login
+    | CreateRoom
+    | DeleteRoom
+    | JoinRoom
+    | LeaveRoom
+    | SendChat
+    | SendDirect
+    | SetTyping
+    | ListRooms
+    | ListPresence
+    | SetVoiceRoom
+    | ChooseVoiceTransport
+    | RequestVoiceStats
+    | ReportVoiceLoss
+    | Ping
+    | Pong
+    | VoiceDatagram
+)
+"""Everything a server accepts from a client."""
+
+ServerNotice = (
+    LoginResult
+    | ErrorReply
+    | ChatMessage
+    | DirectMessage
+    | MemberJoined
+    | MemberLeft
+    | RoomDeleted
+    | RoomSnapshot
+    | RoomListing
+    | HistoryBatch
+    | TypingNotice
+    | PresenceSnapshot
+    | PresenceChanged
+    | Goodbye
+    | VoiceSetupInfo
+    | VoiceRoomChanged
+    | VoiceStatsReport
+    | VoiceLossFeedback
+    | UnknownNotice
+    | Ping
+    | Pong
+    | VoiceDatagram
+)
+"""Everything a client accepts from a server."""
+
+E = TypeVar("E", covariant=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming(Generic[E]):
+    """One decoded frame: the envelope's ``request_id`` and the event it carried.
+
+    A client sets a non-zero ``request_id`` on a request; the server copies it into every
+    frame of the direct reply (for a split list, every part), and sends 0 on everything
+    else (broadcasts, notices nobody asked for).
+    """
+
+    request_id: int
+    event: E
