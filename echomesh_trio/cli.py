@@ -13,9 +13,9 @@ import trio
 
 from echomesh_trio import __version__
 from echomesh_trio.server.config import ConfigError, Settings, build_parser, load_settings
+from echomesh_trio.server.names import username_problem
 from echomesh_trio.server.passwords import hash_password
-from echomesh_trio.server.state import username_problem
-from echomesh_trio.server.store import Database, StoreError, UserExists
+from echomesh_trio.server.store import Database, NameUnavailable, StoreError
 
 
 def _configure_logging(level: str) -> None:
@@ -68,8 +68,8 @@ def _adduser(argv: Sequence[str]) -> int:
         user = db.create_user(
             args.name, hash_password(password, settings.password_cost), int(time.time() * 1000)
         )
-    except UserExists:
-        print(f"echomesh-serve: user {args.name!r} already exists", file=sys.stderr)
+    except NameUnavailable as exc:
+        print(f"echomesh-serve: cannot add {args.name!r}: {exc}", file=sys.stderr)
         return 1
     finally:
         db.close()

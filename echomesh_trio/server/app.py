@@ -172,7 +172,9 @@ class EchoMeshServer:
                 conn.send_nowait(ev.ErrorReply(ev.ErrorCode.SERVER_FULL, full))
                 conn.close(full, ev.Goodbye(ev.GoodbyeReason.SERVER_FULL, full))
             assert self.service is not None
-            await conn.run(self.service.dispatch, self.settings.idle_timeout)
+            await conn.run(
+                self.service.dispatch, self.settings.idle_timeout, self.settings.frame_timeout
+            )
         except* Exception:
             # A bug of ours in this connection's task: it must not take the server down.
             log.exception("internal error in the task of %r", conn)

@@ -37,11 +37,17 @@ class Settings:
     max_connections: int = 10_000
     max_connections_per_address: int = 10_000
     idle_timeout: float = 30.0  # seconds without any frame before a connection is closed
+    frame_timeout: float = 10.0  # seconds a started frame has to arrive whole
     outgoing_queue: int = 1024  # frames queued for one slow client before it is dropped
     history_on_join: int = 50
     max_chat_chars: int = 5_000
     chat_rate: float = 10.0  # messages per second per user ...
     chat_burst: int = 20  # ... with bursts up to this many
+    room_action_rate: float = 1.0  # joins and leaves per second per user ...
+    room_action_burst: int = 20  # ... with bursts up to this many
+    rooms_per_user_per_hour: float = 10.0  # room creations per user (also the burst)
+    max_rooms: int = 1_000  # persistent rooms on the server
+    typing_interval: float = 1.0  # seconds between forwarded typing notices (user, room)
     password_cost: int = 14  # scrypt log2(n)
     voice_cipher: str = "aes-256-gcm"  # AEAD for voice datagrams (see docs/PROTOCOL.md)
     voice_rate: int = 100  # voice packets per second per user before drops (50 is normal)
@@ -69,14 +75,21 @@ class Settings:
             "max_connections_per_address",
             "outgoing_queue",
             "voice_rate",
+            "idle_timeout",
+            "frame_timeout",
+            "chat_rate",
+            "chat_burst",
+            "max_chat_chars",
+            "room_action_rate",
+            "room_action_burst",
+            "rooms_per_user_per_hour",
+            "max_rooms",
         )
-        for name in (*positive, "idle_timeout", "chat_rate", "chat_burst", "max_chat_chars"):
+        if self.typing_interval < 0:
+            raise ConfigError("typing_interval must not be negative")
+        for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
-
-    @property
-    def effective_udp_port(self) -> int:
-        return self.udp_port or self.port
 
 
 _FIELDS = {f.name: f for f in fields(Settings)}

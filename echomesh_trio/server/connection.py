@@ -36,6 +36,10 @@ WRITE_BATCH_BYTES = 64 * 1024
 """The writer joins queued frames into one send of up to this size: one syscall (and one
 TLS record) for a burst instead of one per frame."""
 
+FRAME_TIMEOUT = 10.0
+"""Seconds a frame may take to arrive once its first byte has (the setting
+``frame_timeout``); the TLS handshake has the same bound."""
+
 FLUSH_BUDGET = 2.0
 """Seconds a closing connection gets to send what is queued (an error, a goodbye)."""
 
@@ -221,23 +225,29 @@ class Connection:
         self,
         dispatch: Callable[[Connection, ev.Incoming[ev.ClientRequest]], Awaitable[None]],
         idle_timeout: float,
+        frame_timeout: float = FRAME_TIMEOUT,
     ) -> None:
         """Read frames and hand each request to ``dispatch``, in order, until the peer
-        goes away, stays silent too long, or sends something we cannot parse."""
+        goes away, stays silent too long, takes too long over one frame, or sends
+        something we cannot parse."""
         decoder = FrameDecoder()
         request_id = 0  # of the request being handled, for an internal-error reply
+        # A frame under way must be whole by this time; without it, a client sending one
+        # byte every few seconds would hold the connection (and its buffer) forever.
+        frame_deadline = math.inf
         # One scope for the whole loop, its deadline pushed back after every read (a new
         # scope per read would be garbage per message and memory per idle connection).
         with trio.CancelScope() as idle:
             while self.close_reason is None:
-                idle.deadline = trio.current_time() + idle_timeout
+                idle.deadline = min(trio.current_time() + idle_timeout, frame_deadline)
                 data = await self._receive()
                 if not data:
                     self.close("closed by client")
                     return
                 idle.deadline = math.inf  # requests may take their time (a slow disk)
                 try:
-                    for body in decoder.feed(data):
+                    bodies = decoder.feed(data)
+                    for body in bodies:
                         try:
                             incoming = decode_request(body)
                         except ProtocolError as exc:
@@ -264,14 +274,29 @@ class Connection:
                         ev.Goodbye(ev.GoodbyeReason.INTERNAL_ERROR, "internal server error; sorry"),
                     )
                     return
-        if idle.cancelled_caught:
+                # The clock of a frame starts once its first bytes are read and the
+                # requests before it are handled, so our own slowness never counts.
+                if not decoder.buffered:
+                    frame_deadline = math.inf
+                elif bodies or frame_deadline == math.inf:
+                    frame_deadline = trio.current_time() + frame_timeout
+        if not idle.cancelled_caught:
+            return
+        if trio.current_time() >= frame_deadline:
+            message = f"frame not completed within {frame_timeout:g} seconds"
+            self.send_nowait(ev.ErrorReply(ev.ErrorCode.MALFORMED_FRAME, message))
             self.close(
-                f"idle for {idle_timeout:g} s",
-                ev.Goodbye(
-                    ev.GoodbyeReason.IDLE_TIMEOUT,
-                    f"nothing received for {idle_timeout:g} seconds",
-                ),
+                f"slow frame: {decoder.buffered} bytes in {frame_timeout:g} s",
+                ev.Goodbye(ev.GoodbyeReason.PROTOCOL_ERROR, message),
             )
+            return
+        self.close(
+            f"idle for {idle_timeout:g} s",
+            ev.Goodbye(
+                ev.GoodbyeReason.IDLE_TIMEOUT,
+                f"nothing received for {idle_timeout:g} seconds",
+            ),
+        )
 
     async def _receive(self) -> bytes:
         """The next bytes of the client's stream (decrypted with TLS); b"" at its end."""
@@ -311,13 +336,14 @@ class Connection:
         self,
         dispatch: Callable[[Connection, ev.Incoming[ev.ClientRequest]], Awaitable[None]],
         idle_timeout: float,
+        frame_timeout: float = FRAME_TIMEOUT,
     ) -> None:
         """Serve the connection until it ends; never raises for the peer's faults."""
         try:
             with self.cancel_scope:
                 try:
                     async with trio.open_nursery() as nursery:
-                        await self._serve(nursery, dispatch, idle_timeout)
+                        await self._serve(nursery, dispatch, idle_timeout, frame_timeout)
                 except* (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as group:
                     if self.close_reason is None:
                         first = group.exceptions[0]
@@ -335,6 +361,7 @@ class Connection:
         nursery: trio.Nursery,
         dispatch: Callable[[Connection, ev.Incoming[ev.ClientRequest]], Awaitable[None]],
         idle_timeout: float,
+        frame_timeout: float,
     ) -> None:
         self._nursery = nursery
         try:
@@ -342,7 +369,7 @@ class Connection:
                 self._writing = True
                 nursery.start_soon(self._write_queued)
             if self.close_reason is None:
-                await self.read_loop(dispatch, idle_timeout)
+                await self.read_loop(dispatch, idle_timeout, frame_timeout)
         finally:
             # From here on the nursery may close at any moment: nobody may start a
             # writer in it any more (what is queued now is the running writer's).

@@ -29,6 +29,18 @@ def quoted(text: str) -> str:
     return repr(text[:QUOTE_LIMIT]) + f"… ({len(text)} characters)"
 
 
+# Error messages used by more than one handler; each quotes the peer's input with quoted().
+def not_in_room(room: str) -> str:
+    return f"you are not in room {quoted(room)}"
+
+
+def no_such_room(room: str) -> str:
+    return f"no room named {quoted(room)}"
+
+
+CLIENT_ID_REUSED = "client_msg_id reused for a different message"
+
+
 def chunks(items: Iterable[T], size: int) -> list[tuple[T, ...]]:
     """``items`` in tuples of at most ``size``; always at least one (maybe empty) tuple."""
     seq = tuple(items)

@@ -21,7 +21,7 @@ from echomesh_trio.protocol import events as ev
 from echomesh_trio.protocol.codec import notice_frame
 from echomesh_trio.server.config import Settings
 from echomesh_trio.server.connection import Connection
-from echomesh_trio.server.limits import LoginThrottle, TokenBucket
+from echomesh_trio.server.limits import BudgetPolicy, LoginThrottle, UserBudgets
 from echomesh_trio.server.request import Request
 from echomesh_trio.server.state import Registry, Session
 from echomesh_trio.server.store import Store
@@ -61,7 +61,17 @@ class ControlService:
         self.registry: Registry[Connection] = Registry(room_names)
         self.voice = voice
         self.throttle = LoginThrottle()
-        self.chat_buckets: dict[int, TokenBucket] = {}
+        self.budgets = UserBudgets(
+            BudgetPolicy(
+                message_rate=settings.chat_rate,
+                message_burst=settings.chat_burst,
+                room_action_rate=settings.room_action_rate,
+                room_action_burst=settings.room_action_burst,
+                rooms_per_hour=settings.rooms_per_user_per_hour,
+                max_rooms=settings.max_rooms,
+                typing_interval=settings.typing_interval,
+            )
+        )
         self.sessions_by_conn: dict[Connection, Session[Connection]] = {}
         self.sessions_by_source: dict[int, Session[Connection]] = {}  # voice source id
         self.loss_feedback = LossFeedback()

@@ -17,7 +17,6 @@ from echomesh_trio.protocol.events import Member, RoomInfo
 P = TypeVar("P")
 
 MAX_ROOM_NAME = 64
-MAX_USERNAME = 32
 
 
 def room_name_problem(name: str) -> str | None:
@@ -30,21 +29,6 @@ def room_name_problem(name: str) -> str | None:
         return "room name starts or ends with white space"
     if any(unicodedata.category(c)[0] == "C" for c in name):
         return "room name contains control characters"
-    return None
-
-
-def username_problem(name: str) -> str | None:
-    """Why ``name`` cannot be a username, or None when it can.
-
-    Names are letters, digits and ``_ . -``, so that they are unambiguous in a terminal
-    and usable in commands such as ``/msg NAME``.
-    """
-    if not name:
-        return "username is empty"
-    if len(name) > MAX_USERNAME:
-        return f"username is longer than {MAX_USERNAME} characters"
-    if not all(c.isalnum() or c in "_.-" for c in name) or not name.isprintable():
-        return "username may contain only letters, digits, '_', '.' and '-'"
     return None
 
 
@@ -102,9 +86,6 @@ class Registry(Generic[P]):
     def presence_watchers(self) -> list[Session[P]]:
         return [s for s in self.sessions.values() if s.watching_presence]
 
-    def find_online(self, user_id: int) -> Session[P] | None:
-        return self.sessions.get(user_id)
-
     # -- rooms
     def room_exists(self, name: str) -> bool:
         return name in self.rooms
@@ -114,6 +95,13 @@ class Registry(Generic[P]):
             return False
         self.rooms[name] = {}
         return True
+
+    def delete_room(self, name: str) -> list[Session[P]]:
+        """Forget ``name``; return the sessions that were in it (each has left it)."""
+        members = self.rooms.pop(name, {})
+        for session in members.values():
+            session.rooms.remove(name)
+        return list(members.values())
 
     def join(self, session: Session[P], room: str) -> bool:
         """Add ``session`` to ``room``; False when it was already a member."""

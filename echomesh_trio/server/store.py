@@ -8,6 +8,8 @@ message only after that, so nothing acknowledged is ever lost.
 
 from __future__ import annotations
 
+import enum
+import logging
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,9 +19,13 @@ from typing import ParamSpec, TypeVar
 import trio
 
 from echomesh_trio.protocol.events import ChatMessage, DirectMessage
+from echomesh_trio.server.names import canonical, skeleton
 
-_SCHEMA_VERSION = 1
-_SCHEMA = """
+log = logging.getLogger("echomesh.server")
+
+_SCHEMA_VERSION = 2
+# Version 1, as first released; _MIGRATIONS take it to the current version.
+_SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS users (
     id            INTEGER PRIMARY KEY,
     username      TEXT NOT NULL UNIQUE COLLATE NOCASE,
@@ -59,20 +65,57 @@ CREATE UNIQUE INDEX IF NOT EXISTS direct_idempotency
     ON direct (from_id, client_msg_id) WHERE client_msg_id != '';
 """
 
+# Version 2: usernames compared by canonical form (NFKC + casefold) and confusable
+# skeleton (see names.py). ``canonical`` is unique, but NULL for an account that a
+# version-1 database already held under a name whose canonical form an older account
+# has: both keep their rows, the older one owns the canonical form, and the later one
+# logs in under its exact name only (the migration logs a warning naming both).
+_SCHEMA_V2 = """
+ALTER TABLE users ADD COLUMN canonical TEXT;
+ALTER TABLE users ADD COLUMN skeleton TEXT NOT NULL DEFAULT '';
+CREATE UNIQUE INDEX users_canonical ON users (canonical);
+CREATE INDEX users_skeleton ON users (skeleton);
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class UserRecord:
     user_id: int
     username: str
     password_hash: str
+    canonical: str | None = ""
+    """None: an account that shares its canonical name with an older one (kept by the
+    version-2 migration); it can log in under its exact name only."""
 
 
-class UserExists(Exception):
-    """A user with that name (compared case-insensitively) is already registered."""
+class NameUnavailable(Exception):
+    """A new username collides with an existing user's; ``str()`` says how."""
+
+    def __init__(self, reason: str, existing: str) -> None:
+        super().__init__(reason)
+        self.existing = existing
+
+
+class UserExists(NameUnavailable):
+    """A user with the same canonical name (NFKC + casefold) is already registered."""
+
+
+class NameLooksTaken(NameUnavailable):
+    """A user whose name looks the same (equal confusable skeleton) is registered."""
+
+
+class ClientIdReused(Exception):
+    """A ``client_msg_id`` already used by this sender for a different message."""
 
 
 class StoreError(Exception):
     """The database file cannot be used (wrong format, newer schema, unwritable)."""
+
+
+class RoomDeletion(enum.Enum):
+    DELETED = "deleted"
+    NOT_OWNER = "not owner"
+    MISSING = "missing"
 
 
 class Database:
@@ -92,11 +135,45 @@ class Database:
             if version == 0:
                 # executescript runs its statements in one go; CREATE ... IF NOT EXISTS
                 # keeps a retry after an interrupted first start harmless.
-                self._db.executescript(
-                    f"BEGIN; {_SCHEMA} PRAGMA user_version={_SCHEMA_VERSION}; COMMIT;"
-                )
+                self._db.executescript(f"BEGIN; {_SCHEMA_V1} PRAGMA user_version=1; COMMIT;")
+                version = 1
+            if version == 1:
+                self._migrate_to_2()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open database {path}: {exc}") from None
+
+    def _migrate_to_2(self) -> None:
+        """Add canonical names and skeletons, in one transaction (an interrupted start
+        leaves version 1, and the next start migrates again)."""
+        with self._transaction():
+            for statement in _SCHEMA_V2.split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
+            owners: dict[str, str] = {}
+            rows = self._db.execute("SELECT id, username FROM users ORDER BY id").fetchall()
+            for user_id, username in rows:
+                form: str | None = canonical(username)
+                assert form is not None
+                if form in owners:
+                    log.warning(
+                        "users %r and %r (id %d) have the same canonical name %r: both are"
+                        " kept; %r can log in under its exact name only",
+                        owners[form],
+                        username,
+                        user_id,
+                        form,
+                        username,
+                    )
+                    form = None
+                else:
+                    owners[form] = username
+                self._db.execute(
+                    "UPDATE users SET canonical = ?, skeleton = ? WHERE id = ?",
+                    (form, skeleton(username), user_id),
+                )
+            self._db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+        if rows:
+            log.info("database migrated to schema %d (%d users)", _SCHEMA_VERSION, len(rows))
 
     def _transaction(self) -> sqlite3.Connection:
         # With isolation_level=None, the connection as a context manager commits or
@@ -108,29 +185,60 @@ class Database:
         self._db.close()
 
     # -- users
+    _USER_COLUMNS = "id, username, password_hash, canonical"
+
     def get_user(self, username: str) -> UserRecord | None:
+        """The user registered under exactly ``username``, else the one whose canonical
+        name is ``username``'s (so ``ALICE`` finds ``alice``)."""
         row = self._db.execute(
-            "SELECT id, username, password_hash FROM users WHERE username = ?", (username,)
+            f"SELECT {self._USER_COLUMNS} FROM users WHERE username = ? COLLATE BINARY",
+            (username,),
         ).fetchone()
+        if row is None:
+            row = self._db.execute(
+                f"SELECT {self._USER_COLUMNS} FROM users WHERE canonical = ?",
+                (canonical(username),),
+            ).fetchone()
         return UserRecord(*row) if row else None
 
     def get_user_by_id(self, user_id: int) -> UserRecord | None:
         row = self._db.execute(
-            "SELECT id, username, password_hash FROM users WHERE id = ?", (user_id,)
+            f"SELECT {self._USER_COLUMNS} FROM users WHERE id = ?", (user_id,)
         ).fetchone()
         return UserRecord(*row) if row else None
 
+    def name_conflict(self, username: str) -> NameUnavailable | None:
+        """Why ``username`` cannot be registered next to the existing users, or None."""
+        row = self._db.execute(
+            "SELECT username FROM users WHERE canonical = ?", (canonical(username),)
+        ).fetchone()
+        if row is not None:
+            return UserExists(f"username is taken (by {row[0]!r})", row[0])
+        row = self._db.execute(
+            "SELECT username FROM users WHERE skeleton = ? LIMIT 1", (skeleton(username),)
+        ).fetchone()
+        if row is not None:
+            return NameLooksTaken(f"username looks too much like {row[0]!r}", row[0])
+        return None
+
     def create_user(self, username: str, password_hash: str, now_ms: int) -> UserRecord:
-        try:
-            with self._transaction():
+        """Register ``username``; NameUnavailable (UserExists or NameLooksTaken) if it
+        collides with an existing user's name."""
+        form = canonical(username)
+        with self._transaction():
+            conflict = self.name_conflict(username)
+            if conflict is not None:
+                raise conflict
+            try:
                 cur = self._db.execute(
-                    "INSERT INTO users (username, password_hash, created_ms) VALUES (?, ?, ?)",
-                    (username, password_hash, now_ms),
+                    "INSERT INTO users (username, password_hash, created_ms, canonical,"
+                    " skeleton) VALUES (?, ?, ?, ?, ?)",
+                    (username, password_hash, now_ms, form, skeleton(username)),
                 )
-        except sqlite3.IntegrityError:
-            raise UserExists(username) from None
+            except sqlite3.IntegrityError:  # the old NOCASE unique name: same canonical
+                raise UserExists("username is taken", username) from None
         assert cur.lastrowid is not None
-        return UserRecord(cur.lastrowid, username, password_hash)
+        return UserRecord(cur.lastrowid, username, password_hash, form)
 
     def set_password(self, user_id: int, password_hash: str) -> None:
         with self._transaction():
@@ -151,12 +259,36 @@ class Database:
             )
         return cur.rowcount == 1
 
+    def room_owner(self, name: str) -> int | None:
+        """The user who created ``name`` (its owner), or None for no such room."""
+        row = self._db.execute("SELECT created_by FROM rooms WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def delete_room(self, name: str, by_user_id: int) -> RoomDeletion:
+        """Delete a room and its history, if ``by_user_id`` owns it (created it).
+
+        The history goes with the room: a room created later under the same name starts
+        empty, and nobody who joins it can read the old room's messages.
+        """
+        with self._transaction():
+            row = self._db.execute(
+                "SELECT created_by FROM rooms WHERE name = ?", (name,)
+            ).fetchone()
+            if row is None:
+                return RoomDeletion.MISSING
+            if row[0] != by_user_id:
+                return RoomDeletion.NOT_OWNER
+            self._db.execute("DELETE FROM chat WHERE room = ?", (name,))
+            self._db.execute("DELETE FROM rooms WHERE name = ?", (name,))
+        return RoomDeletion.DELETED
+
     # -- chat
     def add_chat(
         self, room: str, user_id: int, username: str, content: str, client_msg_id: str, now_ms: int
     ) -> tuple[ChatMessage, bool]:
-        """Store a chat message; with a client id already used by this user, return the
-        stored message instead and False."""
+        """Store a chat message and return it with True. A resend (the same client id,
+        room and content as a stored message of this user) returns the stored one and
+        False; the same client id for a different message raises ClientIdReused."""
         if client_msg_id:
             existing = self._db.execute(
                 "SELECT id, room, user_id, username, content, ts_ms, client_msg_id FROM chat"
@@ -164,7 +296,10 @@ class Database:
                 (user_id, client_msg_id),
             ).fetchone()
             if existing:
-                return ChatMessage(*existing), False
+                stored = ChatMessage(*existing)
+                if stored.room_id != room or stored.content != content:
+                    raise ClientIdReused(client_msg_id)
+                return stored, False
         with self._transaction():
             cur = self._db.execute(
                 "INSERT INTO chat (room, user_id, username, content, ts_ms, client_msg_id)"
@@ -211,7 +346,10 @@ class Database:
                 (sender.user_id, client_msg_id),
             ).fetchone()
             if row:
-                return self._direct(row, offline=False), False
+                stored = self._direct(row, offline=False)
+                if stored.to_user_id != recipient.user_id or stored.content != content:
+                    raise ClientIdReused(client_msg_id)
+                return stored, False
         with self._transaction():
             cur = self._db.execute(
                 "INSERT INTO direct (from_id, from_name, to_id, to_name, content, ts_ms,"
@@ -274,10 +412,16 @@ class Store:
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run one Database method off the event loop."""
-        # abandon_on_cancel=False: a write that has started always finishes, so a
-        # cancelled caller never leaves it half-done and the connection is not closed
-        # under it.
-        return await trio.to_thread.run_sync(lambda: fn(*args, **kwargs), limiter=self._limiter)
+        # A caller cancelled while it waits for the limiter (or before) gives up at once,
+        # and the call never runs. Once the call runs, abandon_on_cancel=False makes the
+        # caller wait for it to return however it is cancelled (Trio then raises
+        # Cancelled at the caller's next checkpoint): a call is never left running in
+        # its thread behind the caller's back, so the limiter is not released early and
+        # ``close`` (also run through here, at shutdown) cannot close the connection
+        # under a call still using it.
+        return await trio.to_thread.run_sync(
+            lambda: fn(*args, **kwargs), abandon_on_cancel=False, limiter=self._limiter
+        )
 
     def close(self) -> None:
         self.db.close()

@@ -97,8 +97,11 @@ async def test_closed_registration_and_adduser(
     monkeypatch.setattr("sys.stdin", io.StringIO("other\n"))
     assert cli_main(["adduser", "ivy", "--password-stdin", "--data-dir", str(tmp_path)]) == 1
     _, info = await start_server(nursery, make_settings(tmp_path, registration="closed"))
+    # An unknown name gets the same answer as a wrong password: which names exist stays hidden.
     stranger = await (await connect(info)).login("jack", "pw")
-    assert stranger.status_code == ev.LoginStatus.FORBIDDEN and "registration" in stranger.message
+    wrong = await (await connect(info)).login("ivy", "pw")
+    assert stranger.status_code == wrong.status_code == ev.LoginStatus.WRONG_PASSWORD
+    assert stranger.message == wrong.message
     assert (await (await connect(info)).login("ivy", "s3cret")).ok
 
 

@@ -10,10 +10,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from echomesh_trio.server.config import ConfigError, Settings, build_parser, load_settings
-from echomesh_trio.server.limits import LoginThrottle, TokenBucket
+from echomesh_trio.server.limits import TokenBucket
 from echomesh_trio.server.passwords import hash_password, verify_password
-from echomesh_trio.server.state import Registry, Session, room_name_problem, username_problem
-from echomesh_trio.server.store import Database, UserExists
+from echomesh_trio.server.names import username_problem
+from echomesh_trio.server.state import Registry, Session, room_name_problem
+from echomesh_trio.server.store import ClientIdReused, Database, UserExists
 
 
 def test_token_bucket_allows_burst_then_rate() -> None:
@@ -33,30 +34,6 @@ def test_token_bucket_never_exceeds_its_budget(gaps: list[float]) -> None:
         now += gap
         taken += bucket.try_take(now)
     assert taken <= 20 + 10 * now + 1e-9
-
-
-def test_login_throttle_backs_off_and_forgets() -> None:
-    throttle = LoginThrottle(free_failures=3, base_lockout=1.0, forget_after=60)
-    keys = ("addr:1.2.3.4", "user:bob")
-    for _ in range(2):
-        throttle.record_failure(keys, 0.0)
-    assert throttle.wait_time(keys, 0.0) == 0
-    throttle.record_failure(keys, 0.0)
-    assert throttle.wait_time(keys, 0.0) == pytest.approx(1.0)
-    throttle.record_failure(keys, 1.0)
-    assert throttle.wait_time(keys, 1.0) == pytest.approx(2.0)  # doubles
-    assert throttle.wait_time(("addr:5.6.7.8", "user:bob"), 1.0) > 0  # same user elsewhere
-    throttle.record_success(("user:bob",))
-    assert throttle.wait_time(("addr:5.6.7.8", "user:bob"), 1.0) == 0
-    assert throttle.wait_time(keys, 1.0) > 0  # the address stays throttled
-    assert throttle.wait_time(keys, 1000.0) == 0  # forgotten
-
-
-def test_login_throttle_table_is_bounded() -> None:
-    throttle = LoginThrottle(max_keys=10)
-    for i in range(100):
-        throttle.record_failure((f"addr:{i}",), float(i))
-    assert len(throttle._table) <= 10
 
 
 def test_settings_precedence_flags_env_toml(tmp_path: Path) -> None:
@@ -123,8 +100,10 @@ def test_store_idempotency_and_pending(tmp_path: Path) -> None:
     with pytest.raises(UserExists):
         db.create_user("ALICE", "h", 1)
     m1, new1 = db.add_chat("r", alice.user_id, "alice", "hi", "c1", 5)
-    m2, new2 = db.add_chat("r", alice.user_id, "alice", "hi again?", "c1", 6)
+    m2, new2 = db.add_chat("r", alice.user_id, "alice", "hi", "c1", 6)
     assert new1 and not new2 and m2 == m1
+    with pytest.raises(ClientIdReused):
+        db.add_chat("r", alice.user_id, "alice", "hi again?", "c1", 6)
     d, _ = db.add_direct(alice, bob, "psst", "", 7)
     assert [p.message_id for p in db.pending_direct(bob.user_id)] == [d.message_id]
     db.mark_delivered([d.message_id])

@@ -13,22 +13,33 @@ import trio
 from echomesh_trio.protocol import events as ev
 from echomesh_trio.protocol.codec import encode_notice, notice_frame
 from echomesh_trio.protocol.framing import MAX_FRAME_SIZE
-from echomesh_trio.server.limits import TokenBucket
-from echomesh_trio.server.request import Request, quoted
+from echomesh_trio.server.request import CLIENT_ID_REUSED, Request, not_in_room, quoted
+from echomesh_trio.server.store import ClientIdReused
 
 if TYPE_CHECKING:
     from echomesh_trio.server.service import ControlService
 
 E = ev.ErrorCode
 
+MAX_CLIENT_MSG_ID = 64
+"""Characters of a ``client_msg_id``; a longer one is refused (ERR_TOO_LONG), never cut:
+two ids sharing a prefix would otherwise make the second message look like a resend."""
 
-def content_problem(svc: ControlService, content: str) -> tuple[E, str] | None:
-    """Why a chat or direct message's text is refused, or None."""
+
+def content_problem(
+    svc: ControlService, content: str, client_msg_id: str = ""
+) -> tuple[E, str] | None:
+    """Why a chat or direct message's text or client id is refused, or None."""
     if not content.strip():
         return E.BAD_REQUEST, "message is empty"
     limit = svc.settings.max_chat_chars
     if len(content) > limit:
         return E.TOO_LONG, f"message has {len(content)} characters; the limit is {limit}"
+    if len(client_msg_id) > MAX_CLIENT_MSG_ID:
+        return (
+            E.TOO_LONG,
+            f"client_msg_id has {len(client_msg_id)} characters; the limit is {MAX_CLIENT_MSG_ID}",
+        )
     return None
 
 
@@ -37,18 +48,10 @@ def take_message_token(
 ) -> bool:
     """Chat and direct messages share one per-user budget; over it, the sender is told
     when to retry and False is returned."""
-    now = trio.current_time()
-    user_id = req.session.user_id
-    bucket = svc.chat_buckets.get(user_id)
-    if bucket is None:
-        bucket = svc.chat_buckets[user_id] = TokenBucket(
-            svc.settings.chat_rate, svc.settings.chat_burst, now
-        )
-    if bucket.try_take(now):
-        return True
-    wait = bucket.retry_after(now)
-    req.fail(E.RATE_LIMITED, f"sending too fast; retry in {wait:.2f} s", wait)
-    return False
+    verdict = svc.budgets.allow_message(req.session.user_id, trio.current_time())
+    if not verdict:
+        req.fail(E.RATE_LIMITED, verdict.reason, verdict.retry_after)
+    return verdict.allowed
 
 
 async def on_chat(svc: ControlService, req: Request[ev.SendChat]) -> None:
@@ -58,21 +61,25 @@ async def on_chat(svc: ControlService, req: Request[ev.SendChat]) -> None:
         code = E.NOT_IN_ROOM if svc.registry.room_exists(room) else E.UNKNOWN_ROOM
         req.fail(code, f"join room {quoted(room)} before writing to it")
         return
-    problem = content_problem(svc, request.content)
+    problem = content_problem(svc, request.content, request.client_msg_id)
     if problem is not None:
         req.fail(*problem)
         return
     if not take_message_token(svc, req):
         return
-    message, is_new = await svc.store.run(
-        svc.store.db.add_chat,
-        room,
-        session.user_id,
-        session.username,
-        request.content,
-        request.client_msg_id[:64],
-        svc.now_ms(),
-    )
+    try:
+        message, is_new = await svc.store.run(
+            svc.store.db.add_chat,
+            room,
+            session.user_id,
+            session.username,
+            request.content,
+            request.client_msg_id,
+            svc.now_ms(),
+        )
+    except ClientIdReused:
+        req.fail(E.BAD_REQUEST, CLIENT_ID_REUSED)
+        return
     if not is_new:  # a resend: acknowledge to the sender only, no duplicate
         req.reply(message)
         return
@@ -83,9 +90,14 @@ async def on_chat(svc: ControlService, req: Request[ev.SendChat]) -> None:
 
 
 async def on_typing(svc: ControlService, req: Request[ev.SetTyping]) -> None:
+    """Forward to the room's other members, coalesced (``UserBudgets.allow_typing``):
+    typing frames over the budget are dropped without an error."""
     request, session = req.event, req.session
     if not svc.registry.is_member(session, request.room_id):
-        req.fail(E.NOT_IN_ROOM, f"you are not in room {quoted(request.room_id)}")
+        req.fail(E.NOT_IN_ROOM, not_in_room(request.room_id))
+        return
+    now = trio.current_time()
+    if not svc.budgets.allow_typing(session.user_id, request.room_id, request.active, now):
         return
     notice = ev.TypingNotice(request.room_id, session.user_id, session.username, request.active)
     others = [s for s in svc.registry.members(request.room_id) if s is not session]

@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from echomesh_trio.protocol import events as ev
-from echomesh_trio.server.request import Request, quoted
-from echomesh_trio.server.store import UserRecord
+from echomesh_trio.server.request import CLIENT_ID_REUSED, Request, quoted
+from echomesh_trio.server.store import ClientIdReused, UserRecord
 
 from .chat import content_problem, take_message_token
 
@@ -26,7 +26,7 @@ E = ev.ErrorCode
 
 async def on_direct(svc: ControlService, req: Request[ev.SendDirect]) -> None:
     request, session, store = req.event, req.session, svc.store
-    problem = content_problem(svc, request.content)
+    problem = content_problem(svc, request.content, request.client_msg_id)
     if problem is not None:
         req.fail(*problem)
         return
@@ -41,14 +41,18 @@ async def on_direct(svc: ControlService, req: Request[ev.SendDirect]) -> None:
     if not take_message_token(svc, req):
         return
     sender = UserRecord(session.user_id, session.username, "")
-    message, is_new = await store.run(
-        store.db.add_direct,
-        sender,
-        recipient,
-        request.content,
-        request.client_msg_id[:64],
-        svc.now_ms(),
-    )
+    try:
+        message, is_new = await store.run(
+            store.db.add_direct,
+            sender,
+            recipient,
+            request.content,
+            request.client_msg_id,
+            svc.now_ms(),
+        )
+    except ClientIdReused:
+        req.fail(E.BAD_REQUEST, CLIENT_ID_REUSED)
+        return
     req.reply(message)  # the sender's acknowledgement
     if not is_new:
         return

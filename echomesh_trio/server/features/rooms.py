@@ -2,7 +2,9 @@
 
 Rooms persist in the database; membership is in ``Registry`` only (it ends with the
 session). Joining sends the member list (split across frames for large rooms), then the
-recent history; the room joined last becomes the active voice room.
+recent history; the room joined last becomes the active voice room. Creating, joining,
+leaving and deleting are budgeted per user (``UserBudgets``); the owner of a room (its
+creator) may delete it, with its history, and its members are told.
 """
 
 from __future__ import annotations
@@ -10,10 +12,21 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+import trio
+
 from echomesh_trio.protocol import events as ev
 from echomesh_trio.protocol.codec import notice_frame
-from echomesh_trio.server.request import MEMBERS_PER_FRAME, ROOMS_PER_FRAME, Request, quoted
+from echomesh_trio.server.limits import Verdict
+from echomesh_trio.server.request import (
+    MEMBERS_PER_FRAME,
+    ROOMS_PER_FRAME,
+    Request,
+    no_such_room,
+    not_in_room,
+    quoted,
+)
 from echomesh_trio.server.state import room_name_problem
+from echomesh_trio.server.store import RoomDeletion
 
 from .chat import history_frames
 
@@ -36,6 +49,21 @@ def not_in_room_code(svc: ControlService, room: str) -> E:
     return E.NOT_IN_ROOM if svc.registry.room_exists(room) else E.UNKNOWN_ROOM
 
 
+def refused(req: Request[object], verdict: Verdict) -> bool:
+    """Tell the sender when a budget said no; True if it did."""
+    if verdict:
+        return False
+    if verdict.retry_after > 0:
+        req.fail(E.RATE_LIMITED, verdict.reason, verdict.retry_after)
+    else:  # a cap, not a rate: waiting does not help
+        req.fail(E.BAD_REQUEST, verdict.reason)
+    return True
+
+
+def _room_action_refused(svc: ControlService, req: Request[object]) -> bool:
+    return refused(req, svc.budgets.allow_room_action(req.session.user_id, trio.current_time()))
+
+
 async def on_create(svc: ControlService, req: Request[ev.CreateRoom]) -> None:
     room = req.event.room_id
     problem = room_name_problem(room)
@@ -44,6 +72,9 @@ async def on_create(svc: ControlService, req: Request[ev.CreateRoom]) -> None:
         return
     if svc.registry.room_exists(room):
         req.fail(E.ROOM_EXISTS, room_exists_message(room))
+        return
+    now = trio.current_time()
+    if refused(req, svc.budgets.allow_create(req.session.user_id, now, len(svc.registry.rooms))):
         return
     created = await svc.store.run(svc.store.db.create_room, room, req.session.user_id, svc.now_ms())
     if not svc.registry.create_room(room) and not created:
@@ -55,8 +86,10 @@ async def on_create(svc: ControlService, req: Request[ev.CreateRoom]) -> None:
 
 async def on_join(svc: ControlService, req: Request[ev.JoinRoom]) -> None:
     room = req.event.room_id
+    if _room_action_refused(svc, req):
+        return
     if not svc.registry.room_exists(room):
-        req.fail(E.UNKNOWN_ROOM, f"no room named {quoted(room)}; create it first")
+        req.fail(E.UNKNOWN_ROOM, f"{no_such_room(room)}; create it first")
         return
     await join(svc, req.conn, req.session, room, req.request_id)
 
@@ -87,9 +120,12 @@ async def join(
 
 async def on_leave(svc: ControlService, req: Request[ev.LeaveRoom]) -> None:
     room, session = req.event.room_id, req.session
-    if not svc.registry.leave(session, room):
-        req.fail(not_in_room_code(svc, room), f"you are not in room {quoted(room)}")
+    if _room_action_refused(svc, req):
         return
+    if not svc.registry.leave(session, room):
+        req.fail(not_in_room_code(svc, room), not_in_room(room))
+        return
+    svc.budgets.forget_typing(session.user_id, room)
     if session.voice_room == room:
         svc.set_voice_room(session, session.rooms[-1] if session.rooms else None)
     left = ev.MemberLeft(room, session.member())
@@ -98,11 +134,28 @@ async def on_leave(svc: ControlService, req: Request[ev.LeaveRoom]) -> None:
 
 
 async def on_delete(svc: ControlService, req: Request[ev.DeleteRoom]) -> None:
-    room = req.event.room_id
+    room, session = req.event.room_id, req.session
     if not svc.registry.room_exists(room):
-        req.fail(E.UNKNOWN_ROOM, f"no room named {quoted(room)}")
+        req.fail(E.UNKNOWN_ROOM, no_such_room(room))
         return
-    req.fail(E.BAD_REQUEST, "this server does not delete rooms yet")
+    if _room_action_refused(svc, req):
+        return
+    outcome = await svc.store.run(svc.store.db.delete_room, room, session.user_id)
+    if outcome is RoomDeletion.NOT_OWNER:
+        req.fail(E.BAD_REQUEST, f"only the room's creator may delete room {quoted(room)}")
+        return
+    if outcome is RoomDeletion.MISSING and not svc.registry.room_exists(room):
+        req.fail(E.UNKNOWN_ROOM, no_such_room(room))  # deleted while we asked
+        return
+    log.info("%s deleted room %r", session.username, room)
+    notice = ev.RoomDeleted(room, session.member())
+    members = svc.registry.delete_room(room)
+    svc.broadcast([m for m in members if m is not session], notice_frame(notice))
+    for member in members:
+        svc.budgets.forget_typing(member.user_id, room)
+        if member.voice_room == room:
+            svc.set_voice_room(member, member.rooms[-1] if member.rooms else None)
+    req.reply(notice)
 
 
 async def on_list(svc: ControlService, req: Request[ev.ListRooms]) -> None:

@@ -1,8 +1,12 @@
 """Logging in, heartbeats, and the end of a session.
 
-Login is throttled per address and user (``LoginThrottle``); with open registration the
-first login of an unknown name registers it. A second login of the same user replaces the
-first session, which gets ``GB_REPLACED``.
+Login is throttled per (address, user), per user and per address (``LoginThrottle``);
+names are looked up exactly, then by canonical form (names.py). With open registration the
+first login of an unknown name registers it, if the name is allowed and neither equals
+nor looks like an existing one. With closed registration an unknown name gets the same
+answer as a wrong password (401), after the same scrypt work, so that nobody can tell
+which names exist. A second login of the same user replaces the first session, which gets
+``GB_REPLACED``.
 """
 
 from __future__ import annotations
@@ -16,9 +20,10 @@ import trio
 from echomesh_trio import __version__
 from echomesh_trio.protocol import events as ev
 from echomesh_trio.protocol.codec import notice_frame
+from echomesh_trio.server.names import MAX_USERNAME, canonical, username_problem
 from echomesh_trio.server.passwords import hash_password, verify_password
-from echomesh_trio.server.state import Session, username_problem
-from echomesh_trio.server.store import UserExists, UserRecord
+from echomesh_trio.server.state import Session
+from echomesh_trio.server.store import NameUnavailable, UserExists, UserRecord
 
 from .direct import deliver_pending
 
@@ -29,6 +34,36 @@ if TYPE_CHECKING:
 log = logging.getLogger("echomesh.server")
 
 LS = ev.LoginStatus
+
+WRONG_CREDENTIALS = "wrong username or password"
+"""The one answer for a wrong password and, with closed registration, an unknown name."""
+
+_dummy_hashes: dict[int, str] = {}
+
+
+async def _dummy_hash(svc: ControlService) -> str:
+    """A hash to verify against for an unknown name, so that it costs what a known one
+    does (made once per cost, in a worker thread like every hash)."""
+    cost = svc.settings.password_cost
+    stored = _dummy_hashes.get(cost)
+    if stored is None:
+        stored = await trio.to_thread.run_sync(
+            hash_password, "no such user", cost, limiter=svc.password_limiter
+        )
+        _dummy_hashes[cost] = stored
+    return stored
+
+
+def login_name_problem(name: str) -> str | None:
+    """Why a login attempt cannot even be looked up. The full rules (names.py) apply to
+    registration only, so that accounts from older rules still log in."""
+    if not name:
+        return "username is empty"
+    if len(name) > MAX_USERNAME:
+        return f"username is longer than {MAX_USERNAME} characters"
+    if not name.isprintable():
+        return "username contains control characters"
+    return None
 
 
 async def on_ping(
@@ -69,21 +104,28 @@ async def on_login(
             request_id,
         )
         return
-    problem = username_problem(request.username)
+    problem = login_name_problem(request.username)
     if problem is not None or not request.password:
         answer(LS.BAD_REQUEST, problem or "password is empty")
         return
-    keys = (f"addr:{conn.address}", f"user:{request.username.lower()}")
-    wait = svc.throttle.wait_time(keys, trio.current_time())
+    address, user_key = conn.address, canonical(request.username)
+    wait = svc.throttle.wait_time(address, user_key, trio.current_time())
     if wait > 0:
         answer(LS.TOO_MANY_ATTEMPTS, f"too many failed logins; try again in {wait:.0f} s")
         return
-    user = await _authenticate(svc, conn, request, keys, answer)
+    user = await _authenticate(svc, conn, request, answer)
     if user is None:
         return
-    svc.throttle.record_success(keys[1:])
+    svc.throttle.record_success(address, user_key)
     if conn.closing:
         return
+    if user.canonical is None:
+        log.warning(
+            "user %s (id %d) shares its canonical name with an older account and can log in"
+            " under its exact name only",
+            user.username,
+            user.user_id,
+        )
     await _start_session(svc, conn, user, request_id)
 
 
@@ -91,42 +133,60 @@ async def _authenticate(
     svc: ControlService,
     conn: Connection,
     request: ev.Login,
-    keys: tuple[str, str],
     answer: Callable[[LS, str], None],
 ) -> UserRecord | None:
-    """The user, registered now if registration is open; None after a refusal was sent.
-    ``keys`` are the login throttle's: (address, username)."""
+    """The user, registered now if registration is open; None after a refusal was sent."""
     store = svc.store
     user = await store.run(store.db.get_user, request.username)
-    if user is None:
-        if svc.settings.registration != "open":
-            svc.throttle.record_failure(keys, trio.current_time())
-            answer(LS.FORBIDDEN, "unknown user; registration is closed")
+    if user is None and svc.settings.registration == "open":
+        registered = await _register(svc, conn, request, answer)
+        if registered is not None:
+            return registered
+        if conn.closing:
             return None
-        hashed = await trio.to_thread.run_sync(
-            hash_password,
-            request.password,
-            svc.settings.password_cost,
-            limiter=svc.password_limiter,
-        )
-        try:
-            user = await store.run(store.db.create_user, request.username, hashed, svc.now_ms())
-        except UserExists:  # registered concurrently under another case or connection
-            user = await store.run(store.db.get_user, request.username)
-            assert user is not None
-        else:
-            log.info(
-                "registered user %s (id %d) from %s", user.username, user.user_id, conn.address
-            )
-            return user
+        # Registered concurrently (the same canonical name): log in to that account.
+        user = await store.run(store.db.get_user, request.username)
+        if user is None:
+            return None
+    stored = user.password_hash if user is not None else await _dummy_hash(svc)
     ok = await trio.to_thread.run_sync(
-        verify_password, request.password, user.password_hash, limiter=svc.password_limiter
+        verify_password, request.password, stored, limiter=svc.password_limiter
     )
-    if not ok:
-        svc.throttle.record_failure(keys, trio.current_time())
-        log.info("failed login for %s from %s", request.username, conn.address)
-        answer(LS.WRONG_PASSWORD, "wrong username or password")
+    if user is None or not ok:
+        svc.throttle.record_failure(conn.address, canonical(request.username), trio.current_time())
+        log.info("failed login for %r from %s", request.username, conn.address)
+        answer(LS.WRONG_PASSWORD, WRONG_CREDENTIALS)
         return None
+    return user
+
+
+async def _register(
+    svc: ControlService,
+    conn: Connection,
+    request: ev.Login,
+    answer: Callable[[LS, str], None],
+) -> UserRecord | None:
+    """Register an unknown name. None either after a refusal was sent (400), or, with
+    nothing sent, when the same canonical name was registered meanwhile."""
+    store = svc.store
+    problem = username_problem(request.username)
+    if problem is None:
+        conflict = await store.run(store.db.name_conflict, request.username)
+        problem = str(conflict) if conflict is not None else None
+    if problem is not None:
+        answer(LS.BAD_REQUEST, problem)
+        return None
+    hashed = await trio.to_thread.run_sync(
+        hash_password, request.password, svc.settings.password_cost, limiter=svc.password_limiter
+    )
+    try:
+        user = await store.run(store.db.create_user, request.username, hashed, svc.now_ms())
+    except UserExists:
+        return None
+    except NameUnavailable as exc:  # a look-alike registered meanwhile
+        answer(LS.BAD_REQUEST, str(exc))
+        return None
+    log.info("registered user %s (id %d) from %s", user.username, user.user_id, conn.address)
     return user
 
 
@@ -189,4 +249,4 @@ def end_session(svc: ControlService, session: Session[Connection], presence: boo
         svc.broadcast(remaining, notice_frame(ev.MemberLeft(room, session.member())))
     if presence:
         svc.broadcast_presence(session, online=False)
-        svc.chat_buckets.pop(session.user_id, None)
+        svc.budgets.forget_typing(session.user_id)
