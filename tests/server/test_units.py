@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from echomesh_trio.server.config import ConfigError, Settings, build_parser, load_settings
 from echomesh_trio.server.limits import TokenBucket
-from echomesh_trio.server.passwords import hash_password, verify_password
 from echomesh_trio.server.names import username_problem
+from echomesh_trio.server.passwords import hash_password, verify_password
 from echomesh_trio.server.state import Registry, Session, room_name_problem
 from echomesh_trio.server.store import ClientIdReused, Database, UserExists
 
