@@ -46,7 +46,7 @@ class GoodbyeReason(enum.IntEnum):
     SHUTDOWN = 2
     IDLE_TIMEOUT = 3
     PROTOCOL_ERROR = 4
-    SLOW_READER = 5
+    SLOW_READER = 5  # reserved, never sent: a client that does not read cannot be told
     SERVER_FULL = 6
     INTERNAL_ERROR = 7
 
