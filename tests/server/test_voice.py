@@ -11,8 +11,10 @@ from echomesh_trio.client.control import ControlConnection
 from echomesh_trio.media import FRAME_SAMPLES
 from echomesh_trio.protocol import events as ev
 from echomesh_trio.server.app import EchoMeshServer, ServerInfo
+from echomesh_trio.server.service import VoiceControl
+from echomesh_trio.server.voice_control import RelayControl
 from echomesh_trio.voice.client import HelloAcknowledged, VoiceFrame, VoiceSession
-from echomesh_trio.voice.control import RelayControl
+from echomesh_trio.voice.seal import DEFAULT_CIPHER
 from tests.server.helpers import connect, join, make_settings
 
 
@@ -23,7 +25,7 @@ class Talker:
         self.name = name
         self.conn = conn
         self.setup = setup
-        self.voice = VoiceSession(setup.source_id, setup.client_key, setup.server_key, setup.cipher)
+        self.voice = VoiceSession.from_setup(setup)
         self.udp = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
         self.seq = 0
 
@@ -173,3 +175,17 @@ async def test_choosing_the_active_room(nursery: trio.Nursery, tmp_path: Path) -
     await a.conn.send(ev.SetVoiceRoom("nowhere", request_id=9))
     err = await a.conn.receive_until(ev.ErrorReply)
     assert err.code == ev.ErrorCode.NOT_IN_ROOM and err.request_id == 9
+
+
+def test_control_adapter_speaks_the_control_services_types() -> None:
+    control: VoiceControl = RelayControl()  # mypy checks the protocol is satisfied
+    setup = control.register(7)
+    assert setup.source_id and len(setup.client_key) == 32 and setup.ping_interval_ms == 5000
+    assert setup.cipher == DEFAULT_CIPHER and "client_key" not in repr(setup)
+    control.set_active_room(setup.source_id, "r")
+    control.set_transport(setup.source_id, ev.VoiceTransport.TCP_TUNNEL, lambda d: True)
+    report = control.user_report(setup.source_id)
+    assert report.transport == ev.VoiceTransport.TCP_TUNNEL and report.active_room == "r"
+    control.set_active_room(setup.source_id, "")  # the control plane's "none"
+    assert control.user_report(setup.source_id).active_room == ""
+    control.unregister(setup.source_id)
