@@ -150,15 +150,18 @@ def parse_untrusted_header(data: bytes) -> HeaderFields:
     counter), checked with one comparison chain so the relay's hot path can call it for
     every datagram. Authenticity is the opener's job (see seal.py).
     """
-    n = len(data)
-    if n > MAX_DATAGRAM_SIZE:
-        raise InvalidDatagram(DropReason.OVERSIZE, f"{n} bytes", claimed_source_id(data))
-    if n < MIN_DATAGRAM_SIZE:
-        raise InvalidDatagram(DropReason.MALFORMED, f"only {n} bytes", claimed_source_id(data))
+    if not MIN_DATAGRAM_SIZE <= len(data) <= MAX_DATAGRAM_SIZE:
+        n = len(data)
+        reason = DropReason.OVERSIZE if n > MAX_DATAGRAM_SIZE else DropReason.MALFORMED
+        raise InvalidDatagram(reason, f"{n} bytes", claimed_source_id(data))
     fields = HEADER.unpack_from(data)
-    vf, kind, source_id, _, _, counter = fields
-    if vf & _FIXED != _VERSION_BITS or kind not in _KINDS or not source_id or not counter:
-        raise InvalidDatagram(DropReason.MALFORMED, _header_problem(fields), source_id)
+    if (
+        fields[0] & _FIXED != _VERSION_BITS
+        or fields[1] not in _KINDS
+        or not fields[2]
+        or not fields[5]
+    ):
+        raise InvalidDatagram(DropReason.MALFORMED, _header_problem(fields), fields[2])
     return fields
 
 
