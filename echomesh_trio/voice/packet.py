@@ -154,14 +154,9 @@ def parse_untrusted_header(data: bytes) -> HeaderFields:
         n = len(data)
         reason = DropReason.OVERSIZE if n > MAX_DATAGRAM_SIZE else DropReason.MALFORMED
         raise InvalidDatagram(reason, f"{n} bytes", claimed_source_id(data))
-    fields = HEADER.unpack_from(data)
-    if (
-        fields[0] & _FIXED != _VERSION_BITS
-        or fields[1] not in _KINDS
-        or not fields[2]
-        or not fields[5]
-    ):
-        raise InvalidDatagram(DropReason.MALFORMED, _header_problem(fields), fields[2])
+    vf, kind, source_id, _, _, counter = fields = HEADER.unpack_from(data)
+    if vf & _FIXED != _VERSION_BITS or kind not in _KINDS or not source_id or not counter:
+        raise InvalidDatagram(DropReason.MALFORMED, _header_problem(fields), source_id)
     return fields
 
 

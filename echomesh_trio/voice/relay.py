@@ -102,8 +102,9 @@ class RelayStatistics:
         return sum(self.dropped.values())
 
 
-class _Member:
-    """One voice session. Slots, and plain attributes read directly by the hot path."""
+class _Member(ReplayWindow):
+    """One voice session. Slots, and plain attributes read directly by the hot path; it is
+    its own replay window over the member's counter (one attribute lookup less per packet)."""
 
     __slots__ = (
         "addr",
@@ -121,14 +122,13 @@ class _Member:
         "targets",
         "tunnel",
         "tx_counter",
-        "window",
     )
 
     def __init__(self, source_id: int, decrypt: AeadFn, encrypt: AeadFn) -> None:
         self.source_id = source_id
         self.decrypt = decrypt  # client key: opens what this member sealed
         self.encrypt = encrypt  # server key: seals what we send to this member
-        self.window = ReplayWindow()  # over the member's counter
+        super().__init__()
         self.tx_counter = 0  # our counter under the member's server key
         self.addr: Address | None = None
         self.tunnel: TunnelSend | None = None
@@ -316,9 +316,8 @@ class VoiceRelay:
         if m is None:
             self._drop(None, DropReason.UNKNOWN_SOURCE)
             return
-        window = m.window
-        if counter <= window.top:  # above the top is always new: skip the call (measured)
-            verdict = window.check(counter)
+        if counter <= m.top:  # above the top is always new: skip the call (measured)
+            verdict = m.check(counter)
             if verdict is not None:
                 self._drop(m, verdict)
                 return
@@ -329,7 +328,7 @@ class VoiceRelay:
             self._drop(m, DropReason.AUTH_FAILED)
             return
         # Authentic: now it may move the replay window and the address.
-        window.accept(counter)
+        m.accept(counter)
         if addr is not None and addr != m.addr:
             m.addr = addr  # learnt from an authenticated datagram: NAT and re-binding work
         if now_ns - m.rate_start >= _RATE_PERIOD_NS:
