@@ -10,7 +10,7 @@ server process's utime+stime from /proc/<pid>/stat over the send window (control
 idle + relay). Relay counters come from each user's VoiceStatsReport, taken before and
 after the window; kernel drops on the relay socket from /proc/net/udp.
 
-`--standalone` runs only the relay (bench.relay_server: `VoiceRelay.serve_udp`, users
+`--standalone` runs only the relay (bench.relay_server: `server.voice_udp.serve_udp`, users
 registered in-process), to isolate the relay from the control plane and to lift the
 per-user rate limit. Latency is receive time minus send time for a sample of packets: an
 upper bound on what the relay adds (both kernel hops and the load generator's scheduling).
@@ -41,8 +41,8 @@ from bench.relay_load import User, run_receiver, run_sender
 from bench.relay_server import ROOM_SIZE
 from echomesh_trio.client.control import ControlConnection
 from echomesh_trio.protocol import events as ev
-from echomesh_trio.voice import DEFAULT_CIPHER
 from echomesh_trio.voice.client import HelloAcknowledged, VoiceSession
+from echomesh_trio.voice.seal import DEFAULT_CIPHER
 
 MAX_SECONDS = 120.0
 SETUP_SECONDS = 180.0
@@ -280,7 +280,7 @@ def _run_real_server(args: argparse.Namespace) -> tuple[dict[str, Any], Counter[
                 users = []
                 for c in clients:
                     s = c.setup
-                    session = VoiceSession(s.source_id, s.client_key, s.server_key, s.cipher)
+                    session = VoiceSession.from_setup(s)
                     users.append(User(_user_socket(), session))
                 server = ("127.0.0.1", clients[0].setup.udp_port)
                 _hello_all(users, server)

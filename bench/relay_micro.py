@@ -1,6 +1,6 @@
 """In-process cost of the relay's hot path per incoming packet, variants back to back.
 
-`python -m bench.relay_micro [--rounds R]`: a VoiceRelay bound to a real UDP socket, 100
+`python -m bench.relay_micro [--rounds R]`: a VoiceRelay attached to a real UDP socket, 100
 users in rooms of 5, each with its own UDP socket. Each chunk: the users send 64 sealed
 voice datagrams to the relay (not timed); then, timed with this thread's CPU clock (user +
 kernel, including the loopback receive path that `sendto` runs), the relay's own drain
@@ -19,9 +19,9 @@ import statistics
 import time
 from typing import Any
 
-from echomesh_trio.voice import VoiceRelay
 from echomesh_trio.voice.client import VoiceSession
 from echomesh_trio.voice.packet import MAX_DATAGRAM_SIZE
+from echomesh_trio.voice.relay import VoiceRelay
 
 USERS = 100
 ROOM = 5
@@ -37,16 +37,16 @@ class Rig:
         self.sock.bind(("127.0.0.1", 0))
         self.sock.setblocking(False)
         self.addr = self.sock.getsockname()
-        self.relay._sendto = self.sock.sendto
+        self.relay.attach(self.sock.sendto, self.addr[1])
         self.users: list[tuple[socket.socket, VoiceSession]] = []
         for i in range(USERS):
-            creds = self.relay.register(i)
-            self.relay.set_active_room(creds.source_id, f"r{i // ROOM}")
+            setup = self.relay.register()
+            self.relay.set_active_room(setup.source_id, f"r{i // ROOM}")
             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
             s.bind(("127.0.0.1", 0))
             s.setblocking(False)
-            session = VoiceSession(creds.source_id, creds.client_key, creds.server_key, cipher)
+            session = VoiceSession.from_setup(setup)
             s.sendto(session.hello(time.monotonic_ns()), self.addr)
             self.users.append((s, session))
         self.drain()

@@ -1,9 +1,9 @@
 """The relay-only server for `python -m bench.relay --standalone`.
 
-`standalone`: only the relay (`VoiceRelay.serve_udp`), with users 0..N-1 registered
-in-process, user i in room "room-{i // 5}", their keys written to a JSON file. It isolates
-the relay from the control plane and can lift the per-user rate limit (saturation). Serves
-until SIGTERM/SIGINT, then prints its statistics as one JSON line.
+`standalone`: only the relay (`VoiceRelay` on `server.voice_udp.serve_udp`), with users
+0..N-1 registered in-process, user i in room "room-{i // 5}", their keys written to a JSON
+file. It isolates the relay from the control plane and can lift the per-user rate limit
+(saturation). Serves until SIGTERM/SIGINT, then prints its statistics as one JSON line.
 
 The default benchmark runs the real `echomesh-serve` instead (its `--voice-cipher` and
 `--voice-rate` settings configure the relay).
@@ -20,7 +20,9 @@ from pathlib import Path
 
 import trio
 
-from echomesh_trio.voice import DEFAULT_CIPHER, VoiceRelay
+from echomesh_trio.server.voice_udp import serve_udp
+from echomesh_trio.voice.relay import VoiceRelay
+from echomesh_trio.voice.seal import DEFAULT_CIPHER
 
 ROOM_SIZE = 5
 
@@ -29,21 +31,21 @@ async def serve(args: argparse.Namespace) -> None:
     relay = VoiceRelay(max_packets_per_second=args.rate, cipher=args.cipher)
     users = []
     for i in range(args.users):
-        creds = relay.register(i)
+        setup = relay.register()
         room = f"room-{i // ROOM_SIZE}"
-        relay.set_active_room(creds.source_id, room)
+        relay.set_active_room(setup.source_id, room)
         users.append(
             {
-                "source_id": creds.source_id,
-                "client_key": creds.client_key.hex(),
-                "server_key": creds.server_key.hex(),
-                "cipher": creds.cipher,
+                "source_id": setup.source_id,
+                "client_key": setup.client_key.hex(),
+                "server_key": setup.server_key.hex(),
+                "cipher": setup.cipher,
                 "room": room,
             }
         )
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with trio.open_nursery() as nursery:
-            port = await nursery.start(relay.serve_udp, "127.0.0.1", 0)
+            port = await nursery.start(serve_udp, relay, "127.0.0.1", 0)
             tmp = Path(args.credentials).with_suffix(".tmp")
             tmp.write_text(json.dumps({"port": port, "pid": os.getpid(), "users": users}))
             tmp.replace(args.credentials)  # atomic: the reader never sees half a file

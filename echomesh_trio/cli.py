@@ -105,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 async def _run(settings: Settings) -> None:
     from echomesh_trio.server.app import EchoMeshServer, run_until_signalled
     from echomesh_trio.server.gc_policy import maintain_gc
-    from echomesh_trio.voice.control import RelayControl
+    from echomesh_trio.server.voice_control import RelayControl
     from echomesh_trio.voice.relay import VoiceRelay
 
     relay = VoiceRelay(cipher=settings.voice_cipher, max_packets_per_second=settings.voice_rate)

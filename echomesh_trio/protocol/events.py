@@ -323,12 +323,15 @@ class Goodbye:
 
 @dataclass(frozen=True, slots=True)
 class VoiceSetupInfo:
+    """A voice session's set-up, made by the relay (`VoiceRelay.register`). No defaults: the
+    relay always fills every field (the cipher's default is `voice.seal.DEFAULT_CIPHER`)."""
+
     udp_port: int
     source_id: int
-    client_key: bytes
-    server_key: bytes
-    ping_interval_ms: int = 5000
-    cipher: str = "chacha20-poly1305"
+    client_key: bytes = field(repr=False)  # keys stay out of logs and tracebacks
+    server_key: bytes = field(repr=False)
+    ping_interval_ms: int
+    cipher: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,6 +341,8 @@ class VoiceRoomChanged:
 
 @dataclass(frozen=True, slots=True)
 class VoiceStatsReport:
+    """One user's voice counters, made by the relay (`VoiceRelay.user_report`)."""
+
     packets_in: int
     packets_out: int
     dropped: dict[str, int] = field(default_factory=dict)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from echomesh_trio.voice.seal import CIPHERS
+from echomesh_trio.voice.seal import CIPHERS, DEFAULT_CIPHER
 
 
 class ConfigError(Exception):
@@ -49,7 +49,7 @@ class Settings:
     max_rooms: int = 1_000  # persistent rooms on the server
     typing_interval: float = 1.0  # seconds between forwarded typing notices (user, room)
     password_cost: int = 14  # scrypt log2(n)
-    voice_cipher: str = "aes-256-gcm"  # AEAD for voice datagrams (see docs/PROTOCOL.md)
+    voice_cipher: str = DEFAULT_CIPHER  # AEAD for voice datagrams (see docs/PROTOCOL.md)
     voice_rate: int = 100  # voice packets per second per user before drops (50 is normal)
     shutdown_grace: float = 1.0  # seconds to flush goodbyes on shutdown
 

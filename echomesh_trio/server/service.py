@@ -31,7 +31,8 @@ log = logging.getLogger("echomesh.server")
 
 
 class VoiceControl(Protocol):
-    """What the control plane needs from the voice relay (see echomesh_trio.voice)."""
+    """What the control plane needs from the voice relay (``server.voice_control.RelayControl``
+    over the pure ``voice.relay.VoiceRelay``)."""
 
     async def serve_udp(
         self, host: str, port: int = 0, *, task_status: trio.TaskStatus[Any] = ...

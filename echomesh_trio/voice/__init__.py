@@ -1,22 +1,13 @@
-"""Voice: the sealed UDP datagram format, the relay (SFU) and the client's sans-IO session."""
+"""Voice, pure: the sealed UDP datagram format, the relay (SFU) and the client's session.
 
-from .packet import MAX_DATAGRAM_SIZE, DropReason, Flags, InvalidDatagram, Kind, parse_untrusted
-from .relay import VoiceRelay
-from .seal import CIPHERS, DEFAULT_CIPHER
-from .stats import RelayStatistics, Transport, VoiceCredentials, VoiceUserStatistics
+Nothing here does I/O or imports Trio; import the modules themselves:
 
-__all__ = [
-    "CIPHERS",
-    "DEFAULT_CIPHER",
-    "MAX_DATAGRAM_SIZE",
-    "DropReason",
-    "Flags",
-    "InvalidDatagram",
-    "Kind",
-    "RelayStatistics",
-    "Transport",
-    "VoiceCredentials",
-    "VoiceRelay",
-    "VoiceUserStatistics",
-    "parse_untrusted",
-]
+- `packet`: the datagram layout, `parse_untrusted_header` / `parse_untrusted`, `DropReason`
+- `seal`: keys, nonces, `Sealer` / `Opener`, `DEFAULT_CIPHER`
+- `replay`: `ReplayWindow`
+- `relay`: `VoiceRelay`, the relay's state and hot path
+- `client`: the client's `VoiceSession` and `TransportSelector`
+
+The relay's UDP socket loop and its control-plane adapter are server code:
+`echomesh_trio.server.voice_udp` and `echomesh_trio.server.voice_control`.
+"""

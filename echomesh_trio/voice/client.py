@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from echomesh_trio.protocol import events as ev
+
 from .packet import (
     PROBE,
     DropReason,
@@ -20,7 +22,6 @@ from .packet import (
     parse_untrusted_voice_payload,
 )
 from .seal import CLIENT_TO_SERVER, DEFAULT_CIPHER, SERVER_TO_CLIENT, Opener, Sealer
-from .stats import Transport, VoiceCredentials
 
 __all__ = [
     "HelloAcknowledged",
@@ -87,8 +88,9 @@ class VoiceSession:
         self.server_rtt_ms: float | None = None
 
     @classmethod
-    def from_credentials(cls, creds: VoiceCredentials) -> VoiceSession:
-        return cls(creds.source_id, creds.client_key, creds.server_key, creds.cipher)
+    def from_setup(cls, setup: ev.VoiceSetupInfo) -> VoiceSession:
+        """The session a VoiceSetup message describes."""
+        return cls(setup.source_id, setup.client_key, setup.server_key, setup.cipher)
 
     def _probe(self, kind: Kind, now_ns: int) -> bytes:
         rtt_us = 0 if self.rtt_ms is None else int(self.rtt_ms * 1000)
@@ -173,7 +175,7 @@ class TransportSelector:
         pongs_to_recover: int = PONGS_TO_RECOVER,
         ping_timeout_s: float = SETUP_TIMEOUT_S,
     ) -> None:
-        self.transport = Transport.UDP
+        self.transport: ev.VoiceTransport = ev.VoiceTransport.UDP
         self._setup_deadline: float | None = now_s + setup_timeout_s
         self._missed_limit = missed_pings
         self._recover_limit = pongs_to_recover
@@ -182,25 +184,25 @@ class TransportSelector:
         self._missed = 0
         self._answered = 0
 
-    def ping_sent(self, now_s: float) -> Transport | None:
+    def ping_sent(self, now_s: float) -> ev.VoiceTransport | None:
         """Call whenever a UDP ping (or hello) goes out."""
         change = self.tick(now_s)
         if self._outstanding is None:
             self._outstanding = now_s
         return change
 
-    def pong_received(self, now_s: float) -> Transport | None:
+    def pong_received(self, now_s: float) -> ev.VoiceTransport | None:
         """Call on an authenticated UDP pong or hello-ack (not one that came by the tunnel)."""
         self._setup_deadline = None
         self._outstanding = None
         self._missed = 0
         self._answered += 1
-        if self.transport is Transport.TCP_TUNNEL and self._answered >= self._recover_limit:
-            self.transport = Transport.UDP
-            return Transport.UDP
+        if self.transport is ev.VoiceTransport.TCP_TUNNEL and self._answered >= self._recover_limit:
+            self.transport = ev.VoiceTransport.UDP
+            return ev.VoiceTransport.UDP
         return None
 
-    def tick(self, now_s: float) -> Transport | None:
+    def tick(self, now_s: float) -> ev.VoiceTransport | None:
         """Advance time (call at least once a second); may switch to the tunnel."""
         if self._outstanding is not None and now_s - self._outstanding >= self._ping_timeout:
             self._outstanding = None
@@ -209,9 +211,9 @@ class TransportSelector:
         failed = self._missed >= self._missed_limit or (
             self._setup_deadline is not None and now_s >= self._setup_deadline
         )
-        if failed and self.transport is Transport.UDP:
+        if failed and self.transport is ev.VoiceTransport.UDP:
             self._setup_deadline = None
             self._answered = 0
-            self.transport = Transport.TCP_TUNNEL
-            return Transport.TCP_TUNNEL
+            self.transport = ev.VoiceTransport.TCP_TUNNEL
+            return ev.VoiceTransport.TCP_TUNNEL
         return None

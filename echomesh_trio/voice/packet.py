@@ -11,7 +11,8 @@ Layout (network byte order), see docs/PROTOCOL.md "Voice":
     22  ...  sealed payload: ciphertext + 16-byte tag; the 22 header bytes are the AAD
 
 The header travels in clear so the relay can route without decrypting first, but every byte
-of it is authenticated.
+of it is authenticated. `parse_untrusted_header` holds the structural rules, once: the
+relay's hot path calls it directly, clients through `parse_untrusted`.
 """
 
 from __future__ import annotations
@@ -22,17 +23,13 @@ from dataclasses import dataclass
 from enum import IntEnum, IntFlag, StrEnum
 from typing import Final
 
-from echomesh_trio.media import FRAME_SAMPLES, SAMPLE_RATE
-
 __all__ = [
-    "FRAME_SAMPLES",
     "HEADER",
     "HEADER_SIZE",
     "MAX_DATAGRAM_SIZE",
     "MAX_REDUNDANT_FRAMES",
     "MIN_DATAGRAM_SIZE",
     "PROBE",
-    "SAMPLE_RATE",
     "TAG_SIZE",
     "VERSION",
     "DatagramHeader",
@@ -40,8 +37,10 @@ __all__ = [
     "Flags",
     "InvalidDatagram",
     "Kind",
+    "claimed_source_id",
     "encode_voice_payload",
     "parse_untrusted",
+    "parse_untrusted_header",
     "parse_untrusted_probe",
     "parse_untrusted_voice_payload",
 ]
@@ -60,7 +59,9 @@ MIN_DATAGRAM_SIZE: Final = HEADER_SIZE + TAG_SIZE
 
 PROBE: Final = struct.Struct(">QI")
 """Payload of hello, hello-ack, ping and pong: a timestamp in ns of the pinging side's own
-clock (echoed unchanged in the answer) and the sender's latest RTT estimate in us (0: none)."""
+clock (echoed unchanged in the answer) and the sender's latest RTT estimate in us (0: none).
+Their header's sequence and timestamp are 0 when sent and ignored when received (they are
+authenticated like every header byte, so nobody else can change them)."""
 
 _REDUNDANT_LEN: Final = struct.Struct(">H")
 
@@ -82,6 +83,11 @@ class Flags(IntFlag):
     encode_voice_payload)."""
 
 
+DEFINED_FLAGS: Final = Flags.END_OF_SPURT | Flags.REDUNDANT
+"""A datagram with any other flag bit set is malformed: refused, not ignored, so that a
+future meaning of a bit can never be misread by an old peer."""
+
+
 class DropReason(StrEnum):
     """Why a datagram was dropped; the keys of every `dropped` counter mapping."""
 
@@ -100,11 +106,16 @@ class DropReason(StrEnum):
 
 
 class InvalidDatagram(Exception):
-    """The peer sent a datagram we reject (remote error); `reason` is a DropReason."""
+    """The peer sent a datagram we reject (remote error); `reason` is a DropReason.
 
-    def __init__(self, reason: DropReason, detail: str = "") -> None:
+    `source_id` is the source the datagram claims (0 where it is too short to say): the
+    relay counts drops before authentication against that user.
+    """
+
+    def __init__(self, reason: DropReason, detail: str = "", source_id: int = 0) -> None:
         super().__init__(f"{reason}: {detail}" if detail else str(reason))
         self.reason = reason
+        self.source_id = source_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,25 +129,51 @@ class DatagramHeader:
 
 
 _KINDS: Final = frozenset(int(k) for k in Kind)
+_UNDEFINED_FLAGS: Final = 0xF ^ int(DEFINED_FLAGS)
+_FIXED: Final = 0xF0 | _UNDEFINED_FLAGS  # the version and the undefined flag bits
+_VERSION_BITS: Final = VERSION << 4
+_SOURCE: Final = struct.Struct(">I")
+
+HeaderFields = tuple[int, int, int, int, int, int]
+"""(version|flags byte, kind, source id, sequence, timestamp, counter), as on the wire."""
+
+
+def claimed_source_id(data: bytes) -> int:
+    """The source id a datagram claims, unauthenticated; 0 if it is too short to carry one."""
+    return _SOURCE.unpack_from(data, 2)[0] if len(data) >= 6 else 0
+
+
+def parse_untrusted_header(data: bytes) -> HeaderFields:
+    """The raw header fields of a structurally valid datagram, or InvalidDatagram.
+
+    The one set of structural rules (size, version, flags, kind, non-zero source id and
+    counter), checked with one comparison chain so the relay's hot path can call it for
+    every datagram. Authenticity is the opener's job (see seal.py).
+    """
+    if not MIN_DATAGRAM_SIZE <= len(data) <= MAX_DATAGRAM_SIZE:
+        n = len(data)
+        reason = DropReason.OVERSIZE if n > MAX_DATAGRAM_SIZE else DropReason.MALFORMED
+        raise InvalidDatagram(reason, f"{n} bytes", claimed_source_id(data))
+    vf, kind, source_id, _, _, counter = fields = HEADER.unpack_from(data)
+    if vf & _FIXED != _VERSION_BITS or kind not in _KINDS or not source_id or not counter:
+        raise InvalidDatagram(DropReason.MALFORMED, _header_problem(fields), source_id)
+    return fields
+
+
+def _header_problem(fields: HeaderFields) -> str:
+    vf, kind = fields[0], fields[1]
+    if vf >> 4 != VERSION:
+        return f"version {vf >> 4}"
+    if vf & _UNDEFINED_FLAGS:
+        return f"undefined flag bits {vf & _UNDEFINED_FLAGS:#x}"
+    if kind not in _KINDS:
+        return f"kind {kind}"
+    return "zero source id or counter"
 
 
 def parse_untrusted(data: bytes) -> tuple[DatagramHeader, bytes]:
-    """Split a datagram into its header and sealed payload, or raise InvalidDatagram.
-
-    Checks only structure; authenticity is the opener's job (see seal.py).
-    """
-    n = len(data)
-    if n > MAX_DATAGRAM_SIZE:
-        raise InvalidDatagram(DropReason.OVERSIZE, f"{n} bytes")
-    if n < MIN_DATAGRAM_SIZE:
-        raise InvalidDatagram(DropReason.MALFORMED, f"only {n} bytes")
-    vf, kind, source_id, sequence, timestamp, counter = HEADER.unpack_from(data)
-    if vf >> 4 != VERSION:
-        raise InvalidDatagram(DropReason.MALFORMED, f"version {vf >> 4}")
-    if kind not in _KINDS:
-        raise InvalidDatagram(DropReason.MALFORMED, f"kind {kind}")
-    if source_id == 0 or counter == 0:
-        raise InvalidDatagram(DropReason.MALFORMED, "zero source id or counter")
+    """Split a datagram into its typed header and sealed payload, or raise InvalidDatagram."""
+    vf, kind, source_id, sequence, timestamp, counter = parse_untrusted_header(data)
     header = DatagramHeader(Flags(vf & 0xF), Kind(kind), source_id, sequence, timestamp, counter)
     return header, bytes(data[HEADER_SIZE:])
 

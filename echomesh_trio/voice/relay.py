@@ -1,39 +1,45 @@
-"""The voice relay: a selective forwarding unit for sealed Opus datagrams.
+"""The voice relay: a selective forwarding unit for sealed Opus datagrams, pure.
 
 `VoiceRelay` holds all state (members, rooms, keys, counters) and the per-datagram hot path
-`receive_datagram`, which needs no Trio and is what the property tests drive. `serve_udp` is
-the thin Trio adapter: it binds a non-blocking socket, waits for readability, then drains up
-to `_BATCH` datagrams without awaiting (docs/VOICE.md explains why, with measurements).
+`receive_datagram`. It does no I/O and reads no clock: the datagrams, their source address
+and the time come in as arguments, and datagrams go out through the `sendto` callable the
+UDP adapter attaches (`echomesh_trio.server.voice_udp`, which owns the socket, the wake-ups
+and the ping timer) or through a member's tunnel callable. Tests drive it directly.
 
-Everything runs on the Trio thread, so a control-plane call such as `set_active_room` can
-never interleave with the forwarding of a packet: once it returns, the change holds for the
-next datagram.
+What it reports: `register` returns the `VoiceSetupInfo` event the control plane sends as
+it is, `user_report` the `VoiceStatsReport` event of one user (both defined once, in
+`echomesh_trio.protocol.events`), and `statistics` the relay-wide `RelayStatistics`, which
+never goes on the wire.
+
+The adapter calls everything from one thread (Trio's), so a control-plane call such as
+`set_active_room` can never interleave with the forwarding of a packet: once it returns,
+the change holds for the next datagram.
 """
 
 from __future__ import annotations
 
-import os
 import secrets
-import socket
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final
 
-import trio
 from cryptography.exceptions import InvalidTag
+
+from echomesh_trio.protocol import events as ev
 
 from .packet import (
     HEADER,
     HEADER_SIZE,
-    MAX_DATAGRAM_SIZE,
-    MIN_DATAGRAM_SIZE,
     PROBE,
     VERSION,
     DropReason,
+    InvalidDatagram,
     Kind,
+    claimed_source_id,
+    parse_untrusted_header,
 )
-from .replay import REPLAY_WINDOW_SIZE
+from .replay import ReplayWindow
 from .seal import (
     CLIENT_TO_SERVER,
     DEFAULT_CIPHER,
@@ -43,36 +49,62 @@ from .seal import (
     make_aead,
     new_key,
 )
-from .stats import RelayStatistics, Transport, VoiceCredentials, VoiceUserStatistics
 
-__all__ = ["DEFAULT_PING_INTERVAL", "SendTo", "TunnelSend", "VoiceRelay"]
+__all__ = [
+    "DEFAULT_PING_INTERVAL",
+    "RelayStatistics",
+    "SendTo",
+    "TunnelSend",
+    "VoiceRelay",
+]
 
 Address = Any  # what socket.recvfrom returns: (host, port) or (host, port, flow, scope)
 SendTo = Callable[[bytes, Address], object]
+"""Sends one datagram without waiting; raises OSError (BlockingIOError) if it cannot."""
 TunnelSend = Callable[[bytes], bool | None]
-"""Hands a datagram to a session's control connection; returns False if it dropped it."""
+"""Hands a datagram to a session's control connection without waiting; returns False if it
+dropped it (a full queue). It must not raise."""
 
 DEFAULT_PING_INTERVAL: Final = 5.0
-_BATCH: Final = 256
-"""Datagrams drained per wake-up before yielding to other Trio tasks (bounds the latency
-that voice adds to the control plane to ~256 x the per-packet cost, a few ms at worst)."""
-_SOCKET_BUFFER: Final = 1024 * 1024
-"""Receive/send buffer asked of the kernel (capped at net.core.rmem_max). A small ~100-byte
-datagram costs ~1 KiB of buffer (skb truesize), so this is ~1,000 packets: 20 ms at 50k/s,
-enough to ride out a scheduler time slice on a busy host while bounding the standing delay
-an overload can build (4 MiB measured ~0.5 s of queued voice; late voice is useless)."""
-_VF: Final = VERSION << 4
+_VF: Final = VERSION << 4  # version, no flags: the first byte of what the relay itself seals
 _RATE_PERIOD_NS: Final = 1_000_000_000
-_TUNNEL_ERRORS: Final = (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError)
 _REASONS: Final = tuple(DropReason)
 
 
-def _no_socket(data: bytes, addr: Address) -> None:
-    raise BlockingIOError("serve_udp is not running")
+def _detached(data: bytes, addr: Address) -> None:
+    raise BlockingIOError("no UDP socket attached")
 
 
-class _Member:
-    """One voice session. Slots, and plain attributes read directly by the hot path."""
+def _empty() -> Mapping[str, int]:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class RelayStatistics:
+    """Relay-wide counters (Trio's `statistics()` convention); never sent on the wire.
+
+    Per-user counters are `VoiceRelay.user_report`, the event a client asks for.
+    """
+
+    members: int
+    rooms: int
+    datagrams_received: int
+    """Everything read from the socket or a tunnel, valid or not."""
+    packets_in: int
+    packets_out: int
+    dropped: Mapping[str, int] = field(default_factory=_empty)
+    socket_drops: int | None = None
+    """Dropped by the kernel before the relay saw them (receive buffer full); None if the
+    platform does not say (only Linux's /proc/net/udp does) or no socket was ever attached."""
+
+    @property
+    def dropped_total(self) -> int:
+        return sum(self.dropped.values())
+
+
+class _Member(ReplayWindow):
+    """One voice session. Slots, and plain attributes read directly by the hot path; it is
+    its own replay window over the member's counter (one attribute lookup less per packet)."""
 
     __slots__ = (
         "addr",
@@ -86,22 +118,17 @@ class _Member:
         "rate_start",
         "room",
         "rtt_ms",
-        "rx_bits",
-        "rx_top",
         "source_id",
         "targets",
         "tunnel",
         "tx_counter",
-        "user_id",
     )
 
-    def __init__(self, source_id: int, user_id: int, decrypt: AeadFn, encrypt: AeadFn) -> None:
+    def __init__(self, source_id: int, decrypt: AeadFn, encrypt: AeadFn) -> None:
         self.source_id = source_id
-        self.user_id = user_id
         self.decrypt = decrypt  # client key: opens what this member sealed
         self.encrypt = encrypt  # server key: seals what we send to this member
-        self.rx_top = 0  # replay window over the member's counter (see replay.py)
-        self.rx_bits = 0
+        super().__init__()
         self.tx_counter = 0  # our counter under the member's server key
         self.addr: Address | None = None
         self.tunnel: TunnelSend | None = None
@@ -125,40 +152,69 @@ class VoiceRelay:
         max_packets_per_second: int = 100,
         cipher: str = DEFAULT_CIPHER,
         ping_interval: float = DEFAULT_PING_INTERVAL,
-        sendto: SendTo | None = None,
     ) -> None:
-        """`sendto` is for driving the relay without a socket (tests); serve_udp sets it."""
         make_aead(cipher, new_key(cipher))  # fail early on an unknown cipher
         self.cipher = cipher
         self.max_packets_per_second = max_packets_per_second
         self.ping_interval = ping_interval
-        self._sendto: SendTo = sendto if sendto is not None else _no_socket
+        """Seconds between the pings the adapter asks for (`ping_members`)."""
+        self.udp_port = 0
+        """The UDP port while a socket is attached (what VoiceSetup.udp_port carries)."""
+        self._sendto: SendTo = _detached
+        self._socket_drops: Callable[[], int | None] | None = None
+        self._socket_drops_at_detach: int | None = None
         self._members: dict[int, _Member] = {}
         self._rooms: dict[str, set[int]] = {}
         self._received = 0
         self._packets_in = 0
         self._packets_out = 0
         self._dropped = dict.fromkeys(_REASONS, 0)
-        self._socket_inode: int | None = None
-        self._socket_drops_at_close: int | None = None
-        self.udp_port: int | None = None
-        """The bound UDP port while serve_udp runs (what VoiceSetup.udp_port carries)."""
 
-    # ---- control plane (called from the control server's tasks) ----
+    # ---- the UDP side (called by the adapter, or by tests with a plain callable) ----
 
-    def register(self, user_id: int) -> VoiceCredentials:
-        """A new voice session with a fresh unique source id and fresh keys."""
+    def attach(
+        self,
+        sendto: SendTo,
+        udp_port: int = 0,
+        socket_drops: Callable[[], int | None] | None = None,
+    ) -> None:
+        """Send UDP datagrams through `sendto`; announce `udp_port` in set-ups from now on.
+
+        `socket_drops` reads what the kernel dropped on the receive side (for statistics).
+        """
+        self._sendto = sendto
+        self.udp_port = udp_port
+        self._socket_drops = socket_drops
+
+    def detach(self) -> None:
+        """The socket is closing: keep its last kernel drop count, send nothing over UDP."""
+        if self._socket_drops is not None:
+            self._socket_drops_at_detach = self._socket_drops()
+        self._sendto = _detached
+        self.udp_port = 0
+        self._socket_drops = None
+
+    # ---- control plane ----
+
+    def register(self) -> ev.VoiceSetupInfo:
+        """A new voice session with a fresh unique source id and fresh keys: its set-up."""
         source_id = 0
         while source_id == 0 or source_id in self._members:
             source_id = secrets.randbits(32)
         client_key, server_key = new_key(self.cipher), new_key(self.cipher)
         self._members[source_id] = _Member(
             source_id,
-            user_id,
             make_aead(self.cipher, client_key).decrypt,
             make_aead(self.cipher, server_key).encrypt,
         )
-        return VoiceCredentials(source_id, client_key, server_key, self.cipher)
+        return ev.VoiceSetupInfo(
+            udp_port=self.udp_port,
+            source_id=source_id,
+            client_key=client_key,
+            server_key=server_key,
+            ping_interval_ms=round(self.ping_interval * 1000),
+            cipher=self.cipher,
+        )
 
     def unregister(self, source_id: int) -> None:
         """Forget a session (on disconnect). Unknown ids are ignored."""
@@ -188,31 +244,22 @@ class VoiceRelay:
         """Send this member's datagrams through the control connection (None: UDP again)."""
         self._members[source_id].tunnel = send_nowait
 
-    def receive_tunnelled(self, source_id: int, datagram: bytes) -> None:
-        """A datagram from a VoiceTunnel message of this session's control connection."""
-        if source_id not in self._members:
-            raise KeyError(source_id)  # our own misuse: the session is gone
-        self._received += 1
-        if len(datagram) >= MIN_DATAGRAM_SIZE and HEADER.unpack_from(datagram)[2] != source_id:
-            # Claims another source: it cannot authenticate as that one.
-            self._drop(self._members[source_id], DropReason.AUTH_FAILED)
-            return
-        self._receive(datagram, None, time.monotonic_ns())
-
-    def user_statistics(self, source_id: int) -> VoiceUserStatistics:
+    def user_report(self, source_id: int) -> ev.VoiceStatsReport:
+        """This user's counters, as the VoiceStats message reports them (rtt 0: unknown)."""
         m = self._members[source_id]
-        addr = m.addr
-        return VoiceUserStatistics(
-            source_id=m.source_id,
-            user_id=m.user_id,
+        rtt = m.rtt_ms if m.rtt_ms is not None else m.client_rtt_ms
+        return ev.VoiceStatsReport(
             packets_in=m.packets_in,
             packets_out=m.packets_out,
-            dropped=MappingProxyType({k: v for k, v in m.dropped.items() if v}),
-            rtt_ms=m.rtt_ms if m.rtt_ms is not None else m.client_rtt_ms,
-            transport=Transport.UDP if m.tunnel is None else Transport.TCP_TUNNEL,
-            active_room=m.room,
-            udp_address=None if addr is None else (addr[0], addr[1]),
+            dropped={k: v for k, v in m.dropped.items() if v},
+            rtt_ms=0.0 if rtt is None else rtt,
+            transport=ev.VoiceTransport.UDP if m.tunnel is None else ev.VoiceTransport.TCP_TUNNEL,
+            active_room=m.room or "",
         )
+
+    def udp_address(self, source_id: int) -> Address | None:
+        """Where this member's UDP datagrams go: learnt from its authenticated ones."""
+        return self._members[source_id].addr
 
     def statistics(self) -> RelayStatistics:
         return RelayStatistics(
@@ -223,14 +270,9 @@ class VoiceRelay:
             packets_out=self._packets_out,
             dropped=MappingProxyType({k: v for k, v in self._dropped.items() if v}),
             socket_drops=(
-                self._socket_drops_at_close
-                if self._socket_inode is None
-                else _kernel_drops(self._socket_inode)
+                self._socket_drops_at_detach if self._socket_drops is None else self._socket_drops()
             ),
         )
-
-    def source_ids(self) -> Iterable[int]:
-        return tuple(self._members)
 
     def _rebuild(self, room_id: str) -> None:
         # Fan-out tuples are rebuilt on membership change so the hot path only iterates.
@@ -246,37 +288,38 @@ class VoiceRelay:
 
     # ---- data plane ----
 
-    def receive_datagram(self, data: bytes, addr: Address, now_ns: int) -> None:
-        """Handle one datagram read from the UDP socket (sans-IO entry of the hot path)."""
-        self._received += 1
-        self._receive(data, addr, now_ns)
+    def receive_tunnelled(self, source_id: int, datagram: bytes, now_ns: int) -> None:
+        """A datagram from a VoiceTunnel message of this session's control connection."""
+        m = self._members[source_id]  # KeyError: our own misuse, the session is gone
+        claimed = claimed_source_id(datagram)
+        if claimed != source_id:
+            # Unreadable, or claims another source: it cannot authenticate as that one.
+            self._received += 1
+            self._drop(m, DropReason.AUTH_FAILED if claimed else DropReason.MALFORMED)
+            return
+        self.receive_datagram(datagram, None, now_ns)
 
-    def _receive(self, data: bytes, addr: Address | None, now_ns: int) -> None:
-        # The hot path. Locals and inlined checks on purpose: every attribute lookup and
-        # call here is paid 50,000 times a second (docs/VOICE.md, "Profile").
-        n = len(data)
-        if n > MAX_DATAGRAM_SIZE:
-            self._drop(None, DropReason.OVERSIZE)
+    def receive_datagram(self, data: bytes, addr: Address | None, now_ns: int) -> None:
+        """Handle one datagram from the UDP socket (`addr`) or a tunnel (None): the hot path.
+
+        Locals and inlined steps on purpose: every attribute lookup and call here is paid
+        50,000 times a second (docs/VOICE.md, "Hot path").
+        """
+        self._received += 1
+        try:
+            _vf, kind, source_id, _seq, _ts, counter = parse_untrusted_header(data)
+        except InvalidDatagram as e:
+            # Attributed to the source it claims, as for every drop before authentication.
+            self._drop(self._members.get(e.source_id), e.reason)
             return
-        if n < MIN_DATAGRAM_SIZE:
-            self._drop(None, DropReason.MALFORMED)
-            return
-        vf, kind, source_id, _seq, _ts, counter = HEADER.unpack_from(data)
         m = self._members.get(source_id)
         if m is None:
             self._drop(None, DropReason.UNKNOWN_SOURCE)
             return
-        if vf & 0xF0 != _VF or counter == 0:
-            self._drop(m, DropReason.MALFORMED)
-            return
-        top = m.rx_top
-        if counter <= top:
-            offset = top - counter
-            if offset >= REPLAY_WINDOW_SIZE:
-                self._drop(m, DropReason.TOO_OLD)
-                return
-            if (m.rx_bits >> offset) & 1:
-                self._drop(m, DropReason.REPLAYED)
+        if counter <= m.top:  # above the top is always new: skip the call (measured)
+            verdict = m.check(counter)
+            if verdict is not None:
+                self._drop(m, verdict)
                 return
         header = data[:HEADER_SIZE]
         try:
@@ -285,14 +328,7 @@ class VoiceRelay:
             self._drop(m, DropReason.AUTH_FAILED)
             return
         # Authentic: now it may move the replay window and the address.
-        if counter > top:
-            shift = counter - top
-            m.rx_bits = (
-                ((m.rx_bits << shift) | 1) & _WINDOW_MASK if shift < REPLAY_WINDOW_SIZE else 1
-            )
-            m.rx_top = counter
-        else:
-            m.rx_bits |= 1 << (top - counter)
+        m.accept(counter)
         if addr is not None and addr != m.addr:
             m.addr = addr  # learnt from an authenticated datagram: NAT and re-binding work
         if now_ns - m.rate_start >= _RATE_PERIOD_NS:
@@ -324,8 +360,7 @@ class VoiceRelay:
                     continue
                 c = r.tx_counter + 1
                 r.tx_counter = c
-                cb = c.to_bytes(8, "big")
-                out_header = head + cb
+                out_header = head + c.to_bytes(8, "big")
                 out = out_header + r.encrypt(pack_nonce(SERVER_TO_CLIENT, c), plaintext, out_header)
                 if tunnel is None:
                     try:
@@ -333,14 +368,9 @@ class VoiceRelay:
                     except OSError:  # BlockingIOError: full buffer; never wait for room
                         self._drop(r, DropReason.SEND_BLOCKED)
                         continue
-                else:
-                    try:
-                        if tunnel(out) is False:
-                            self._drop(r, DropReason.SEND_BLOCKED)
-                            continue
-                    except _TUNNEL_ERRORS:
-                        self._drop(r, DropReason.SEND_BLOCKED)
-                        continue
+                elif tunnel(out) is False:
+                    self._drop(r, DropReason.SEND_BLOCKED)
+                    continue
                 r.packets_out += 1
                 sent += 1
             self._packets_out += sent
@@ -367,18 +397,18 @@ class VoiceRelay:
     def _send_control(self, m: _Member, kind: Kind, payload: bytes, addr: Address | None) -> None:
         c = m.tx_counter + 1
         m.tx_counter = c
-        header = HEADER.pack(_VF, kind, m.source_id, 0, 0, c)
+        header = HEADER.pack(_VF, kind, m.source_id, 0, 0, c)  # sequence, timestamp: 0
         out = header + m.encrypt(NONCE.pack(SERVER_TO_CLIENT, c), payload, header)
-        try:
-            if addr is None:
-                if m.tunnel is None or m.tunnel(out) is False:
-                    self._drop(m, DropReason.SEND_BLOCKED)
-                    return
-            else:
+        if addr is None:
+            if m.tunnel is None or m.tunnel(out) is False:
+                self._drop(m, DropReason.SEND_BLOCKED)
+                return
+        else:
+            try:
                 self._sendto(out, addr)
-        except (OSError, *_TUNNEL_ERRORS):
-            self._drop(m, DropReason.SEND_BLOCKED)
-            return
+            except OSError:
+                self._drop(m, DropReason.SEND_BLOCKED)
+                return
         m.packets_out += 1
         self._packets_out += 1
 
@@ -392,81 +422,3 @@ class VoiceRelay:
             self._send_control(
                 m, Kind.PING, PROBE.pack(now_ns, 0 if rtt is None else int(rtt * 1000)), addr
             )
-
-    # ---- Trio adapter ----
-
-    async def serve_udp(
-        self,
-        host: str,
-        port: int = 0,
-        *,
-        task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
-    ) -> None:
-        """Bind UDP, report the bound port, relay until cancelled (pings included)."""
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        with socket.socket(family, socket.SOCK_DGRAM) as sock:
-            sock.setblocking(False)
-            for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
-                sock.setsockopt(socket.SOL_SOCKET, opt, _SOCKET_BUFFER)
-            sock.bind((host, port))
-            self._sendto = sock.sendto
-            self._socket_inode = os.fstat(sock.fileno()).st_ino
-            self.udp_port = sock.getsockname()[1]
-            try:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._ping_loop)
-                    task_status.started(self.udp_port)
-                    await self._drain_loop(sock)
-            finally:
-                self._sendto = _no_socket
-                self.udp_port = None
-                self._socket_drops_at_close = _kernel_drops(self._socket_inode)
-                self._socket_inode = None
-
-    async def _ping_loop(self) -> None:
-        while True:
-            await trio.sleep(self.ping_interval)
-            self.ping_members(time.monotonic_ns())
-
-    async def _drain_loop(self, sock: socket.socket) -> None:
-        # One wake-up per burst, then non-blocking reads until empty: measured ~2x the
-        # throughput of `await sock.recvfrom()` per datagram (docs/VOICE.md).
-        recvfrom = sock.recvfrom
-        receive = self.receive_datagram
-        wait_readable = trio.lowlevel.wait_readable
-        clock = time.monotonic_ns
-        size = MAX_DATAGRAM_SIZE + 1  # one byte more, so oversize datagrams are seen as such
-        while True:
-            await wait_readable(sock)
-            for _ in range(_BATCH):
-                try:
-                    data, addr = recvfrom(size)
-                except BlockingIOError:
-                    break
-                except OSError:  # e.g. an ICMP error surfaced on the socket: not fatal
-                    continue
-                receive(data, addr, clock())
-
-
-_WINDOW_MASK: Final = (1 << REPLAY_WINDOW_SIZE) - 1
-
-
-def _kernel_drops(inode: int | None) -> int | None:
-    """Datagrams the kernel dropped because our receive buffer was full (Linux only).
-
-    They never reach the relay, so only the kernel can count them: the last column of
-    /proc/net/udp for our socket's inode. None where that is not available.
-    """
-    if inode is None:
-        return None
-    for table in ("/proc/net/udp", "/proc/net/udp6"):
-        try:
-            with open(table) as f:
-                next(f)
-                for line in f:
-                    fields = line.split()
-                    if len(fields) >= 13 and fields[9] == str(inode):
-                        return int(fields[-1])
-        except (OSError, ValueError, StopIteration):
-            continue
-    return None

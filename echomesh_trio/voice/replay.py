@@ -2,7 +2,9 @@
 
 Indices are the 64-bit AEAD nonce counters, which the sender never reuses, so there is no
 roll-over to estimate as in SRTP. `check` runs before authentication (cheap rejection);
-`accept` only after it, so a forged packet can never move the window.
+`accept` only after it, so a forged packet can never move the window. The one window of
+EchoMesh: the relay keeps one per member (on its hot path), the client's `Opener` one per
+session.
 """
 
 from __future__ import annotations

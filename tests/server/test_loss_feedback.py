@@ -8,7 +8,7 @@ import trio
 
 from echomesh_trio.protocol import events as ev
 from echomesh_trio.server.app import EchoMeshServer, ServerInfo
-from echomesh_trio.voice.control import RelayControl
+from echomesh_trio.server.voice_control import RelayControl
 from tests.server.helpers import join, login, make_settings, next_of
 
 

@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from echomesh_trio.media import FRAME_SAMPLES
-from echomesh_trio.voice import VoiceCredentials, VoiceRelay
+from echomesh_trio.protocol import events as ev
 from echomesh_trio.voice.client import VoiceFrame, VoiceSession
+from echomesh_trio.voice.relay import VoiceRelay
 
 
 @dataclass
@@ -16,15 +17,15 @@ class Rig:
     sent: list[tuple[bytes, Any]] = field(default_factory=list)
     sessions: dict[int, VoiceSession] = field(default_factory=dict)
     addrs: dict[int, tuple[str, int]] = field(default_factory=dict)
-    credentials: dict[int, VoiceCredentials] = field(default_factory=dict)
+    credentials: dict[int, ev.VoiceSetupInfo] = field(default_factory=dict)
     now_ns: int = 1_000_000_000
     _seq: dict[int, int] = field(default_factory=dict)
 
     def join(self, user_id: int, room: str | None) -> int:
-        creds = self.relay.register(user_id)
+        creds = self.relay.register()
         sid = creds.source_id
         self.credentials[sid] = creds
-        self.sessions[sid] = VoiceSession.from_credentials(creds)
+        self.sessions[sid] = VoiceSession.from_setup(creds)
         self.addrs[sid] = ("127.0.0.1", 20000 + len(self.addrs))
         self.deliver(sid, self.sessions[sid].hello(self.now_ns))
         self.relay.set_active_room(sid, room)
@@ -56,5 +57,6 @@ class Rig:
 
 def make_rig(**kwargs: Any) -> Rig:
     sent: list[tuple[bytes, Any]] = []
-    relay = VoiceRelay(sendto=lambda d, a: sent.append((d, a)), **kwargs)
+    relay = VoiceRelay(**kwargs)
+    relay.attach(lambda d, a: sent.append((d, a)))
     return Rig(relay, sent)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from echomesh_trio.voice import InvalidDatagram, Transport, VoiceRelay
+from echomesh_trio.protocol.events import VoiceTransport
 from echomesh_trio.voice.client import (
     HelloAcknowledged,
     PingReceived,
@@ -13,14 +13,16 @@ from echomesh_trio.voice.client import (
     VoiceFrame,
     VoiceSession,
 )
-from echomesh_trio.voice.packet import Flags
+from echomesh_trio.voice.packet import Flags, InvalidDatagram
+from echomesh_trio.voice.relay import VoiceRelay
 
 
 def test_session_round_trip_through_the_relay_with_rtt() -> None:
     sent: list[bytes] = []
-    relay = VoiceRelay(sendto=lambda d, a: sent.append(d))
-    creds = relay.register(1)
-    me = VoiceSession.from_credentials(creds)
+    relay = VoiceRelay()
+    relay.attach(lambda d, a: sent.append(d))
+    creds = relay.register()
+    me = VoiceSession.from_setup(creds)
     relay.receive_datagram(me.hello(1_000_000), ("127.0.0.1", 9), 2_000_000)
     ack = me.receive_untrusted(sent.pop(), 5_000_000)
     assert ack == HelloAcknowledged(rtt_ms=4.0)
@@ -28,13 +30,14 @@ def test_session_round_trip_through_the_relay_with_rtt() -> None:
     pong = me.receive_untrusted(sent.pop(), 12_000_000)
     assert isinstance(pong, PongReceived) and pong.rtt_ms == 2.0
     # The ping carried our estimate: the server knows the RTT before its own pings.
-    assert relay.user_statistics(creds.source_id).rtt_ms == 4.0
+    assert relay.user_report(creds.source_id).rtt_ms == 4.0
 
 
 def test_client_accepts_only_what_the_server_sealed_for_it() -> None:
     sent: dict[int, list[bytes]] = {}
-    relay = VoiceRelay(sendto=lambda d, a: sent.setdefault(a[1], []).append(d))
-    a, b, c = (VoiceSession.from_credentials(relay.register(i)) for i in range(3))
+    relay = VoiceRelay()
+    relay.attach(lambda d, a: sent.setdefault(a[1], []).append(d))
+    a, b, c = (VoiceSession.from_setup(relay.register()) for i in range(3))
     for port, s in enumerate((a, b, c)):
         relay.receive_datagram(s.hello(1), ("127.0.0.1", port), 1)
         relay.set_active_room(s.source_id, "r")
@@ -62,29 +65,30 @@ def test_client_accepts_only_what_the_server_sealed_for_it() -> None:
 
 def test_answers_server_pings() -> None:
     sent: list[bytes] = []
-    relay = VoiceRelay(sendto=lambda d, a: sent.append(d))
-    creds = relay.register(1)
-    me = VoiceSession.from_credentials(creds)
+    relay = VoiceRelay()
+    relay.attach(lambda d, a: sent.append(d))
+    creds = relay.register()
+    me = VoiceSession.from_setup(creds)
     relay.receive_datagram(me.hello(1), ("127.0.0.1", 9), 1)
     sent.clear()
     relay.ping_members(100_000_000)
     ev = me.receive_untrusted(sent.pop(), 0)
     assert isinstance(ev, PingReceived)
     relay.receive_datagram(ev.reply, ("127.0.0.1", 9), 103_000_000)
-    assert relay.user_statistics(creds.source_id).rtt_ms == 3.0
+    assert relay.user_report(creds.source_id).rtt_ms == 3.0
 
 
 def test_no_pong_after_setup_falls_back_to_the_tunnel_then_recovers() -> None:
     sel = TransportSelector(0.0, setup_timeout_s=3.0)
     assert sel.ping_sent(0.0) is None
     assert sel.tick(2.9) is None
-    assert sel.tick(3.0) is Transport.TCP_TUNNEL
-    assert sel.transport is Transport.TCP_TUNNEL
+    assert sel.tick(3.0) is VoiceTransport.TCP_TUNNEL
+    assert sel.transport is VoiceTransport.TCP_TUNNEL
     # Pings keep going over UDP; two answered in a row bring UDP back.
     sel.ping_sent(5.0)
     assert sel.pong_received(5.01) is None
     sel.ping_sent(10.0)
-    assert sel.pong_received(10.01) is Transport.UDP
+    assert sel.pong_received(10.01) is VoiceTransport.UDP
 
 
 def test_pongs_stopping_falls_back_and_a_single_pong_does_not_flap() -> None:
@@ -95,7 +99,7 @@ def test_pongs_stopping_falls_back_and_a_single_pong_does_not_flap() -> None:
     sel.ping_sent(100.0)
     assert sel.tick(104.0) is None  # one missed ping is tolerated
     sel.ping_sent(105.0)
-    assert sel.tick(108.5) is Transport.TCP_TUNNEL
+    assert sel.tick(108.5) is VoiceTransport.TCP_TUNNEL
     sel.ping_sent(110.0)
     assert sel.pong_received(110.05) is None
     sel.ping_sent(115.0)
@@ -103,4 +107,4 @@ def test_pongs_stopping_falls_back_and_a_single_pong_does_not_flap() -> None:
     sel.ping_sent(120.0)
     assert sel.pong_received(120.05) is None
     sel.ping_sent(125.0)
-    assert sel.pong_received(125.05) is Transport.UDP
+    assert sel.pong_received(125.05) is VoiceTransport.UDP

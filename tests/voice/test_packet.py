@@ -12,8 +12,10 @@ from echomesh_trio.voice.packet import (
     Flags,
     InvalidDatagram,
     Kind,
+    claimed_source_id,
     encode_voice_payload,
     parse_untrusted,
+    parse_untrusted_header,
     parse_untrusted_voice_payload,
 )
 from echomesh_trio.voice.replay import ReplayWindow
@@ -75,6 +77,9 @@ def test_tampered_header_fails_authentication() -> None:
         (b"\x10\x01" + b"\x00" * (HEADER_SIZE + 10), DropReason.MALFORMED),  # zero source id
         (b"\x20\x01" + b"\x01" * (HEADER_SIZE + 20), DropReason.MALFORMED),  # version 2
         (b"\x10\x09" + b"\x01" * (HEADER_SIZE + 20), DropReason.MALFORMED),  # kind 9
+        (b"\x14\x01" + b"\x01" * (HEADER_SIZE + 20), DropReason.MALFORMED),  # flag 0x4
+        (b"\x18\x01" + b"\x01" * (HEADER_SIZE + 20), DropReason.MALFORMED),  # flag 0x8
+        (b"\x10\x01" + b"\x01" * 10, DropReason.MALFORMED),  # truncated
         (b"\x10\x01" + b"\x01" * MAX_DATAGRAM_SIZE, DropReason.OVERSIZE),
     ],
 )
@@ -84,13 +89,29 @@ def test_parse_untrusted_rejects(data: bytes, reason: DropReason) -> None:
     assert e.value.reason is reason
 
 
-@given(st.binary(max_size=MAX_DATAGRAM_SIZE + 8))
+_HEADERS = st.builds(
+    lambda vf, kind, rest, n: (bytes([vf, kind]) + rest)[:n],
+    st.integers(0, 255),
+    st.integers(0, 7),
+    st.binary(min_size=HEADER_SIZE + 16, max_size=MAX_DATAGRAM_SIZE + 8),
+    st.integers(0, MAX_DATAGRAM_SIZE + 8),
+)
+
+
+@given(st.one_of(st.binary(max_size=MAX_DATAGRAM_SIZE + 8), _HEADERS))
 def test_parse_untrusted_parses_or_raises_its_own_error(data: bytes) -> None:
     try:
-        _header, sealed = parse_untrusted(data)
-    except InvalidDatagram:
+        fields = parse_untrusted_header(data)
+    except InvalidDatagram as e:
+        assert e.source_id == claimed_source_id(data)  # what the relay charges the drop to
+        with pytest.raises(InvalidDatagram) as typed:
+            parse_untrusted(data)
+        assert typed.value.reason is e.reason
         return
+    header, sealed = parse_untrusted(data)  # the same rules, typed
     assert len(sealed) == len(data) - HEADER_SIZE
+    assert fields[0] >> 4 == 1 and not fields[0] & 0xC and header.kind in set(Kind)
+    assert header.source_id == fields[2] != 0 and header.counter == fields[5] != 0
 
 
 @given(st.sampled_from(list(Flags)), st.binary(max_size=64))

@@ -6,15 +6,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from echomesh_trio.voice import Transport, VoiceRelay
+from echomesh_trio.protocol.events import VoiceTransport
 from echomesh_trio.voice.client import VoiceFrame
 from echomesh_trio.voice.packet import (
     HEADER_SIZE,
     MAX_DATAGRAM_SIZE,
+    Flags,
     InvalidDatagram,
     Kind,
     parse_untrusted,
 )
+from echomesh_trio.voice.relay import VoiceRelay
 from echomesh_trio.voice.seal import CLIENT_TO_SERVER, Opener, Sealer, new_key
 
 from .harness import Rig, make_rig
@@ -33,7 +35,7 @@ def test_room_of_three_hears_the_others_and_never_itself() -> None:
         for f in heard[sid]:
             assert f.frame == f"from {f.source_id}".encode()
     assert other not in heard
-    assert rig.relay.user_statistics(a).packets_out == 1 + 2  # hello-ack, b and c
+    assert rig.relay.user_report(a).packets_out == 1 + 2  # hello-ack, b and c
     assert rig.relay.statistics().packets_out == 4 + 6  # hello-acks, voice
 
 
@@ -44,7 +46,7 @@ def test_leave_and_join_take_effect_immediately() -> None:
     rig.speak(a)
     rig.speak(c)
     assert set(rig.heard()) == {b}
-    assert rig.relay.user_statistics(c).dropped == {"no_room": 1}
+    assert rig.relay.user_report(c).dropped == {"no_room": 1}
     rig.relay.set_active_room(c, "lobby")
     rig.speak(a)
     assert set(rig.heard()) == {b, c}
@@ -54,7 +56,7 @@ def test_leave_and_join_take_effect_immediately() -> None:
     rig.relay.unregister(c)
     rig.speak(a)
     assert rig.heard() == {}
-    assert rig.relay.user_statistics(b).active_room == "side"
+    assert rig.relay.user_report(b).active_room == "side"
 
 
 def _reasons(relay: VoiceRelay) -> dict[str, int]:
@@ -95,6 +97,13 @@ def test_forged_replayed_truncated_garbled_oversize_are_dropped_and_counted() ->
         "malformed": 1,
         "oversize": 1,
     }
+    # Everything but the unknown source claimed a's id: counted against a too.
+    assert rig.relay.user_report(a).dropped == {
+        "replayed": 2,
+        "auth_failed": 3,
+        "malformed": 1,
+        "oversize": 1,
+    }
     # The real packet still goes through afterwards (nothing moved the replay window).
     rig.deliver(a, fresh)
     assert len(rig.heard()[b]) == 1
@@ -118,7 +127,7 @@ def test_rate_limit_drops_above_the_limit_per_second() -> None:
     for _ in range(15):
         rig.speak(a)  # 1 ms apart: all inside one second
     assert len(rig.heard()[b]) == 10
-    assert rig.relay.user_statistics(a).dropped == {"rate_limited": 5}
+    assert rig.relay.user_report(a).dropped == {"rate_limited": 5}
     rig.now_ns += 1_000_000_000
     rig.speak(a)
     assert len(rig.heard()[b]) == 1
@@ -128,13 +137,14 @@ def test_full_send_buffer_drops_and_counts_instead_of_blocking() -> None:
     def full(data: bytes, addr: object) -> None:
         raise BlockingIOError
 
-    relay = VoiceRelay(sendto=full)
+    relay = VoiceRelay()
+    relay.attach(full)
     rig = Rig(relay)
     a, b, c = (rig.join(i, "r") for i in range(3))
     rig.speak(a)
     # Its hello-ack and a's voice packet.
-    assert relay.user_statistics(b).dropped == {"send_blocked": 2}
-    assert relay.user_statistics(c).dropped == {"send_blocked": 2}
+    assert relay.user_report(b).dropped == {"send_blocked": 2}
+    assert relay.user_report(c).dropped == {"send_blocked": 2}
     assert relay.statistics().packets_out == 0
 
 
@@ -153,13 +163,15 @@ def test_tunnel_carries_a_members_datagrams_and_reports_full_queue() -> None:
     rig.speak(a)
     rig.speak(a)
     assert len(queue) == 1  # the second one was refused by the tunnel
-    assert rig.relay.user_statistics(b).dropped == {"send_blocked": 1}
-    assert rig.relay.user_statistics(b).transport is Transport.TCP_TUNNEL
+    assert rig.relay.user_report(b).dropped == {"send_blocked": 1}
+    assert rig.relay.user_report(b).transport is VoiceTransport.TCP_TUNNEL
     # b speaks through the tunnel; a (UDP) hears it.
-    rig.relay.receive_tunnelled(b, rig.sessions[b].voice(b"tcp", sequence=1, timestamp=0))
+    rig.relay.receive_tunnelled(
+        b, rig.sessions[b].voice(b"tcp", sequence=1, timestamp=0), rig.now_ns
+    )
     assert [f.frame for f in rig.heard()[a]] == [b"tcp"]
     # A tunnel session cannot inject another source's datagrams, even validly sealed ones.
-    rig.relay.receive_tunnelled(b, rig.sessions[a].voice(b"x", sequence=2, timestamp=0))
+    rig.relay.receive_tunnelled(b, rig.sessions[a].voice(b"x", sequence=2, timestamp=0), rig.now_ns)
     assert rig.sent == []
     rig.relay.set_tunnel(b, None)
     rig.speak(a)
@@ -174,10 +186,10 @@ def test_ping_is_answered_on_the_path_it_came_by_and_rtt_measured() -> None:
     rig.sent.clear()
     ev = rig.sessions[a].receive_untrusted(ping, rig.now_ns)
     rig.deliver(a, ev.reply)  # type: ignore[union-attr]
-    assert rig.relay.user_statistics(a).rtt_ms == pytest.approx(1.0)
+    assert rig.relay.user_report(a).rtt_ms == pytest.approx(1.0)
     tunnel: list[bytes] = []
     rig.relay.set_tunnel(a, tunnel.append)  # returning None counts as accepted
-    rig.relay.receive_tunnelled(a, rig.sessions[a].ping(rig.now_ns))
+    rig.relay.receive_tunnelled(a, rig.sessions[a].ping(rig.now_ns), rig.now_ns)
     assert rig.sent == [] and len(tunnel) == 1
 
 
@@ -237,16 +249,27 @@ def test_member_state_unknown_source_errors_are_local() -> None:
         relay.set_active_room(1, "r")
 
 
-def test_control_adapter_speaks_the_control_services_types() -> None:
-    from echomesh_trio.protocol import events as ev
-    from echomesh_trio.server.service import VoiceControl
-    from echomesh_trio.voice.control import RelayControl
+def test_undefined_flag_bits_and_unknown_kinds_are_refused_before_authentication() -> None:
+    rig = make_rig()
+    a, b = rig.join(1, "r"), rig.join(2, "r")
+    sealer = Sealer(rig.relay.cipher, rig.credentials[a].client_key, CLIENT_TO_SERVER)
+    sealer.counter = 100
+    for bit in (0x4, 0x8):  # sealed by a, so only the flag rule refuses it
+        rig.deliver(a, sealer.seal(Kind.VOICE, a, b"x", flags=Flags(bit)))
+    unknown_kind = bytearray(sealer.seal(Kind.VOICE, a, b"x"))
+    unknown_kind[1] = 9
+    rig.deliver(a, bytes(unknown_kind))
+    assert rig.sent == []
+    assert rig.relay.user_report(a).dropped == {"malformed": 3}
+    # The defined flags pass, unchanged.
+    rig.deliver(a, sealer.seal(Kind.VOICE, a, b"y", flags=Flags.END_OF_SPURT | Flags.REDUNDANT))
+    ((out, _),) = rig.sent
+    assert parse_untrusted(out)[0].flags == Flags.END_OF_SPURT | Flags.REDUNDANT
+    del b
 
-    control: VoiceControl = RelayControl()  # mypy checks the protocol is satisfied
-    setup = control.register(7)
-    assert setup.source_id and len(setup.client_key) == 32 and setup.ping_interval_ms == 5000
-    control.set_active_room(setup.source_id, "r")
-    control.set_transport(setup.source_id, ev.VoiceTransport.TCP_TUNNEL, lambda d: True)
-    report = control.user_report(setup.source_id)
-    assert report.transport == ev.VoiceTransport.TCP_TUNNEL and report.active_room == "r"
-    control.unregister(setup.source_id)
+
+def test_a_tunnelled_datagram_too_short_to_name_a_source_counts_for_the_session() -> None:
+    rig = make_rig()
+    a = rig.join(1, "r")
+    rig.relay.receive_tunnelled(a, b"\x10\x01", rig.now_ns)
+    assert rig.relay.user_report(a).dropped == {"malformed": 1}

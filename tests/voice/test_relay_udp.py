@@ -15,7 +15,8 @@ import pytest
 import trio
 
 from echomesh_trio.media import FRAME_SAMPLES
-from echomesh_trio.voice import Transport, VoiceRelay
+from echomesh_trio.protocol.events import VoiceTransport
+from echomesh_trio.server.voice_udp import serve_udp
 from echomesh_trio.voice.client import (
     HelloAcknowledged,
     PingReceived,
@@ -25,13 +26,14 @@ from echomesh_trio.voice.client import (
     VoiceSession,
 )
 from echomesh_trio.voice.packet import MAX_DATAGRAM_SIZE
+from echomesh_trio.voice.relay import VoiceRelay
 
 BUDGET_S = 5.0  # per wait; a hard budget, not a speed goal
 
 
 class UdpClient:
-    def __init__(self, relay: VoiceRelay, port: int, user_id: int) -> None:
-        self.session = VoiceSession.from_credentials(relay.register(user_id))
+    def __init__(self, relay: VoiceRelay, port: int) -> None:
+        self.session = VoiceSession.from_setup(relay.register())
         self.source_id = self.session.source_id
         self.server = ("127.0.0.1", port)
         self.sock = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -70,14 +72,14 @@ class UdpClient:
 @pytest.fixture
 async def relay_port(nursery: trio.Nursery) -> AsyncIterator[tuple[VoiceRelay, int]]:
     relay = VoiceRelay()
-    port = await nursery.start(relay.serve_udp, "127.0.0.1", 0)
+    port = await nursery.start(serve_udp, relay, "127.0.0.1", 0)
     yield relay, port
 
 
 async def _clients(relay: VoiceRelay, port: int, rooms: list[str | None]) -> list[UdpClient]:
     clients = []
-    for i, room in enumerate(rooms):
-        c = UdpClient(relay, port, i)
+    for room in rooms:
+        c = UdpClient(relay, port)
         await c.connect()
         relay.set_active_room(c.source_id, room)
         clients.append(c)
@@ -114,7 +116,7 @@ async def test_leave_and_join_take_effect_immediately(
     relay.set_active_room(b.source_id, "r")
     await a.speak(b"after join")
     assert [f.frame for f in await b.heard_until_pong()] == [b"after join"]
-    assert relay.user_statistics(b.source_id).dropped == {"no_room": 1}
+    assert relay.user_report(b.source_id).dropped == {"no_room": 1}
 
 
 async def test_udp_and_tunnelled_members_hear_each_other(
@@ -122,7 +124,7 @@ async def test_udp_and_tunnelled_members_hear_each_other(
 ) -> None:
     relay, port = relay_port
     (a,) = await _clients(relay, port, ["r"])
-    b = VoiceSession.from_credentials(relay.register(99))
+    b = VoiceSession.from_setup(relay.register())
     send, receive = trio.open_memory_channel[bytes](4)
 
     def send_nowait(datagram: bytes) -> bool:
@@ -134,8 +136,8 @@ async def test_udp_and_tunnelled_members_hear_each_other(
 
     relay.set_tunnel(b.source_id, send_nowait)
     relay.set_active_room(b.source_id, "r")
-    assert relay.user_statistics(b.source_id).transport is Transport.TCP_TUNNEL
-    relay.receive_tunnelled(b.source_id, b.voice(b"via tcp", sequence=1, timestamp=0))
+    assert relay.user_report(b.source_id).transport is VoiceTransport.TCP_TUNNEL
+    relay.receive_tunnelled(b.source_id, b.voice(b"via tcp", sequence=1, timestamp=0), 0)
     assert [f.frame for f in await a.heard_until_pong()] == [b"via tcp"]
     for i in range(6):  # the bounded tunnel queue takes 4; the rest are dropped, counted
         await a.speak(b"via udp %d" % i)
@@ -149,7 +151,7 @@ async def test_udp_and_tunnelled_members_hear_each_other(
     assert [f.frame for f in frames if isinstance(f, VoiceFrame)] == [
         b"via udp %d" % i for i in range(4)
     ]
-    assert relay.user_statistics(b.source_id).dropped == {"send_blocked": 2}
+    assert relay.user_report(b.source_id).dropped == {"send_blocked": 2}
 
 
 async def test_a_receiver_that_never_reads_does_not_block_the_others(
@@ -162,7 +164,7 @@ async def test_a_receiver_that_never_reads_does_not_block_the_others(
         await a.speak(b"%d" % i + b"\0" * 200)
     assert len(await b.heard_until_pong()) == 90
     # The relay sent them all; the kernel dropped what did not fit in stuck's buffer.
-    assert relay.user_statistics(stuck.source_id).packets_out >= 90
+    assert relay.user_report(stuck.source_id).packets_out >= 90
 
 
 async def test_address_is_learnt_from_authenticated_datagrams_and_rebinds(
@@ -177,22 +179,37 @@ async def test_address_is_learnt_from_authenticated_datagrams_and_rebinds(
     assert [f.frame for f in await b.heard_until_pong()] == []  # the ping rebinds b
     await a.speak(b"after")
     assert [f.frame for f in await b.heard_until_pong()] == [b"after"]
-    assert relay.user_statistics(b.source_id).udp_address == b.sock.getsockname()
+    assert relay.udp_address(b.source_id) == b.sock.getsockname()
     # A forged datagram from elsewhere cannot move it.
     forger = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     await forger.sendto(a.session.voice(b"x", sequence=1, timestamp=0)[:-1] + b"!", b.server)
     await a.heard_until_pong()
-    assert relay.user_statistics(b.source_id).udp_address == b.sock.getsockname()
+    assert relay.udp_address(b.source_id) == b.sock.getsockname()
     old.close()
     forger.close()
 
 
 async def test_server_pings_measure_rtt(nursery: trio.Nursery) -> None:
     relay = VoiceRelay(ping_interval=0.05)
-    port = await nursery.start(relay.serve_udp, "127.0.0.1", 0)
+    port = await nursery.start(serve_udp, relay, "127.0.0.1", 0)
     (a,) = await _clients(relay, port, ["r"])
     with trio.fail_after(BUDGET_S):
-        while relay.user_statistics(a.source_id).rtt_ms is None:
-            with trio.move_on_after(0.2):
-                await a.next_event()  # answers the relay's pings as they come
-    assert relay.user_statistics(a.source_id).rtt_ms is not None
+        while True:  # the relay's next ping: answer it
+            data = await a.sock.recv(MAX_DATAGRAM_SIZE + 1)
+            ping = a.session.receive_untrusted(data, time.monotonic_ns())
+            if isinstance(ping, PingReceived):
+                break
+    await a.sock.sendto(ping.reply, a.server)
+    # Our own ping's pong comes after the relay handled our answer (arrival order).
+    await a.heard_until_pong()
+    assert relay.user_report(a.source_id).rtt_ms > 0
+
+
+async def test_detach_keeps_the_kernel_drop_count_and_forgets_the_port() -> None:
+    relay = VoiceRelay()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(serve_udp, relay, "127.0.0.1", 0)
+        assert relay.udp_port != 0 and relay.register().udp_port == relay.udp_port
+        nursery.cancel_scope.cancel()
+    assert relay.udp_port == 0
+    assert relay.statistics().socket_drops in (0, None)  # None off Linux

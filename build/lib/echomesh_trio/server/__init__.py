@@ -1,1 +1,0 @@
-"""The EchoMesh server: control plane over TCP/TLS, voice relay over UDP, SQLite store."""
