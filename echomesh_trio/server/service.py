@@ -19,6 +19,7 @@ import trio
 
 from echomesh_trio.protocol import events as ev
 from echomesh_trio.protocol.codec import notice_frame
+from echomesh_trio.server import features
 from echomesh_trio.server.config import Settings
 from echomesh_trio.server.connection import Connection
 from echomesh_trio.server.limits import BudgetPolicy, LoginThrottle, UserBudgets
@@ -81,11 +82,9 @@ class ControlService:
 
     # ------------------------------------------------------------------ dispatch
     async def dispatch(self, conn: Connection, incoming: ev.Incoming[ev.ClientRequest]) -> None:
-        from echomesh_trio.server.features import HANDLERS, OPEN_HANDLERS
-
         request = incoming.event
         session = self.sessions_by_conn.get(conn)
-        open_handler = OPEN_HANDLERS.get(type(request))
+        open_handler = features.OPEN_HANDLERS.get(type(request))
         if open_handler is not None:
             await open_handler(self, conn, session, incoming)
             return
@@ -94,13 +93,12 @@ class ControlService:
                 ev.ErrorReply(ev.ErrorCode.NOT_LOGGED_IN, "log in first"), incoming.request_id
             )
             return
-        await HANDLERS[type(request)](self, Request(conn, session, incoming.request_id, request))
+        handler = features.HANDLERS[type(request)]
+        await handler(self, Request(conn, session, incoming.request_id, request))
 
     def disconnected(self, conn: Connection) -> None:
         """The connection ended (for any reason): forget its session and tell others."""
-        from echomesh_trio.server.features import session
-
-        session.disconnected(self, conn)
+        features.session.disconnected(self, conn)
 
     # ------------------------------------------------------------------ shared helpers
     @staticmethod

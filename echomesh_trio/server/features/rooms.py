@@ -31,9 +31,7 @@ from echomesh_trio.server.store import RoomDeletion
 from .chat import history_frames
 
 if TYPE_CHECKING:
-    from echomesh_trio.server.connection import Connection
     from echomesh_trio.server.service import ControlService
-    from echomesh_trio.server.state import Session
 
 log = logging.getLogger("echomesh.server")
 
@@ -81,7 +79,7 @@ async def on_create(svc: ControlService, req: Request[ev.CreateRoom]) -> None:
         req.fail(E.ROOM_EXISTS, room_exists_message(room))
         return
     log.info("%s created room %r", req.session.username, room)
-    await join(svc, req.conn, req.session, room, req.request_id)
+    await join(svc, req)
 
 
 async def on_join(svc: ControlService, req: Request[ev.JoinRoom]) -> None:
@@ -91,23 +89,19 @@ async def on_join(svc: ControlService, req: Request[ev.JoinRoom]) -> None:
     if not svc.registry.room_exists(room):
         req.fail(E.UNKNOWN_ROOM, f"{no_such_room(room)}; create it first")
         return
-    await join(svc, req.conn, req.session, room, req.request_id)
+    await join(svc, req)
 
 
-async def join(
-    svc: ControlService,
-    conn: Connection,
-    session: Session[Connection],
-    room: str,
-    request_id: int,
-) -> None:
-    registry = svc.registry
+async def join(svc: ControlService, req: Request[ev.CreateRoom | ev.JoinRoom]) -> None:
+    """Put the session in the room: members told, the room's state as the reply, the
+    active voice room moved to it, then its recent history."""
+    room, session, registry = req.event.room_id, req.session, svc.registry
     newly = registry.join(session, room)
     if newly:
         others = [s for s in registry.members(room) if s is not session]
         svc.broadcast(others, notice_frame(ev.MemberJoined(room, session.member())))
     members = tuple(s.member() for s in registry.members(room))
-    Request(conn, session, request_id, ev.JoinRoom(room)).reply_in_parts(
+    req.reply_in_parts(
         members, MEMBERS_PER_FRAME, lambda part, more: ev.RoomSnapshot(room, part, more)
     )
     if newly:  # the room joined last becomes the active voice room
@@ -115,7 +109,7 @@ async def join(
     history = await svc.store.run(svc.store.db.recent_chat, room, svc.settings.history_on_join)
     if history and registry.is_member(session, room):
         for frame in history_frames(room, history):
-            conn.send_frame_nowait(frame)
+            req.conn.send_frame_nowait(frame)
 
 
 async def on_leave(svc: ControlService, req: Request[ev.LeaveRoom]) -> None:
