@@ -30,6 +30,13 @@ async def test_listeners_reports_are_aggregated_for_the_speaker(
     assert abs(feedback.loss - 0.10) < 1e-6 and abs(feedback.late_loss - 0.02) < 1e-6
     assert abs(feedback.worst_loss - 0.10) < 1e-6
 
+    # Reports about source ids nobody has are dropped, so they cannot fill the server.
+    await lena.send(ev.ReportVoiceLoss((ev.SpeakerLoss(0x1234567, 100, 1, 0),)), 39)
+    await lena.send(ev.Ping(nonce=8))
+    assert (await lena.receive_matching(ev.Pong)).nonce == 8
+    assert server.service is not None
+    assert server.service.loss_feedback.statistics() == (1, 1)  # only lena's report on sam
+
     # Counts that cannot be true are refused with the request's id; the connection stays.
     await lena.send(ev.ReportVoiceLoss((ev.SpeakerLoss(sam_id, 10, 8, 8),)), 41)
     reply = await next_of(lena, ev.ErrorReply)

@@ -65,7 +65,10 @@ async def on_loss_report(svc: ControlService, req: Request[ev.ReportVoiceLoss]) 
     except InvalidLossReport as exc:
         req.fail(E.BAD_REQUEST, str(exc))
         return
-    due = svc.loss_feedback.record(req.session.source_id, req.event.speakers, trio.current_time())
+    # Only speakers who are online now: the feedback table then stays bounded by the
+    # sessions (an entry goes when either side's session ends), whatever ids a client sends.
+    known = [x for x in req.event.speakers if x.source_id in svc.sessions_by_source]
+    due = svc.loss_feedback.record(req.session.source_id, known, trio.current_time())
     for speaker, feedback in due:
         session = svc.sessions_by_source.get(speaker)
         if session is not None:
