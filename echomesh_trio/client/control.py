@@ -44,6 +44,14 @@ class ConnectionClosed(Exception):
         super().__init__(text)
 
 
+class RequestRefused(Exception):
+    """The server answered a request with an error; ``reply`` is its ErrorReply."""
+
+    def __init__(self, reply: ev.ErrorReply) -> None:
+        super().__init__(f"{reply.code.name}: {reply.message}")
+        self.reply = reply
+
+
 class ControlConnection:
     def __init__(self, stream: trio.abc.Stream) -> None:
         self.stream = stream
@@ -157,9 +165,16 @@ class ControlConnection:
     async def login(
         self, username: str, password: str, client_name: str = f"echomesh-trio {__version__}"
     ) -> ev.LoginResult:
-        """Log in and return the server's answer (other notices stay queued)."""
+        """Log in and return the server's answer (other notices stay queued). A login the
+        server refuses as a request (already logged in on this connection) raises
+        RequestRefused."""
         request_id = await self.request(ev.Login(username, password, client_name))
-        return await self.receive_matching(ev.LoginResult, request_id=request_id)
+        while True:
+            reply = await self.receive_matching(object, request_id=request_id)
+            if isinstance(reply, ev.LoginResult):
+                return reply
+            if isinstance(reply, ev.ErrorReply):
+                raise RequestRefused(reply)
 
 
 def _matches(incoming: ev.Incoming[ev.ServerNotice], kind: type, request_id: int | None) -> bool:

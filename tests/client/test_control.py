@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from echomesh_trio.client.control import ConnectionClosed
+from echomesh_trio.client.control import ConnectionClosed, RequestRefused
 from echomesh_trio.protocol import events as ev
 from tests.server.helpers import join, login, make_settings, start_server
 
@@ -77,3 +77,13 @@ async def test_the_end_carries_the_servers_goodbye(nursery: trio.Nursery, tmp_pa
     with pytest.raises(ConnectionClosed) as after:  # sending on a closed connection, too
         await first.send(ev.Ping())
     assert after.value.goodbye is not None  # still says why it ended
+
+
+async def test_a_second_login_on_one_connection_is_refused_not_hung(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    _, info = await start_server(nursery, make_settings(tmp_path))
+    conn = await login(info, "alice")
+    with trio.fail_after(5), pytest.raises(RequestRefused) as refused:
+        await conn.login("alice", "secret")
+    assert refused.value.reply.code == ev.ErrorCode.ALREADY_LOGGED_IN
