@@ -111,6 +111,15 @@ class ControlService:
         for session in sessions:
             session.peer.send_frame_nowait(frame)
 
+    def not_in_room_code(self, room: str) -> ev.ErrorCode:
+        """For a request about a room the session is not in: NOT_IN_ROOM if the room
+        exists, UNKNOWN_ROOM if it does not."""
+        return (
+            ev.ErrorCode.NOT_IN_ROOM
+            if self.registry.room_exists(room)
+            else ev.ErrorCode.UNKNOWN_ROOM
+        )
+
     def broadcast_presence(self, session: Session[Connection], online: bool) -> None:
         watchers = [s for s in self.registry.presence_watchers() if s is not session]
         if watchers:

@@ -58,8 +58,7 @@ async def on_chat(svc: ControlService, req: Request[ev.SendChat]) -> None:
     request, session = req.event, req.session
     room = request.room_id
     if not svc.registry.is_member(session, room):
-        code = E.NOT_IN_ROOM if svc.registry.room_exists(room) else E.UNKNOWN_ROOM
-        req.fail(code, f"join room {quoted(room)} before writing to it")
+        req.fail(svc.not_in_room_code(room), f"join room {quoted(room)} before writing to it")
         return
     problem = content_problem(svc, request.content, request.client_msg_id)
     if problem is not None:

@@ -42,11 +42,6 @@ def room_exists_message(room: str) -> str:
     return f"room {quoted(room)} already exists; join it"
 
 
-def not_in_room_code(svc: ControlService, room: str) -> E:
-    """NOT_IN_ROOM for a room that exists, UNKNOWN_ROOM for one that does not."""
-    return E.NOT_IN_ROOM if svc.registry.room_exists(room) else E.UNKNOWN_ROOM
-
-
 def refused(req: Request[object], verdict: Verdict) -> bool:
     """Tell the sender when a budget said no; True if it did."""
     if verdict:
@@ -117,7 +112,7 @@ async def on_leave(svc: ControlService, req: Request[ev.LeaveRoom]) -> None:
     if _room_action_refused(svc, req):
         return
     if not svc.registry.leave(session, room):
-        req.fail(not_in_room_code(svc, room), not_in_room(room))
+        req.fail(svc.not_in_room_code(room), not_in_room(room))
         return
     svc.budgets.forget_typing(session.user_id, room)
     if session.voice_room == room:
