@@ -64,6 +64,14 @@ async def wait_for(
             await trio.sleep(0.01)
 
 
+async def until(condition: Callable[[], bool]) -> None:
+    with trio.fail_after(10):
+        while True:
+            if condition():
+                return
+            await trio.sleep(0.01)
+
+
 def of(seen: list[ce.ClientEvent], kind: type[T]) -> list[T]:
     return [e for e in seen if isinstance(e, kind)]
 

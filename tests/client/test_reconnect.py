@@ -15,7 +15,7 @@ import trio
 from echomesh_trio.client import events as ce
 from echomesh_trio.client.core import ClientConfig
 from echomesh_trio.protocol import events as ev
-from tests.client.test_client import of, online, wait_for
+from tests.client.test_client import of, online, until, wait_for
 
 CS = ce.ConnectionState
 
@@ -26,20 +26,28 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def connected_count(seen: list[ce.ClientEvent]) -> int:
+    return len([e for e in of(seen, ce.ConnectionChanged) if e.state is CS.CONNECTED])
+
+
+def spawn_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            sys.executable, "-m", "echomesh_trio.cli", "--plaintext",
+            "--host", "127.0.0.1", "--port", str(port),
+            "--data-dir", str(data_dir), "--password-cost", "10",
+        ],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
 class ServerProcess:
     def __init__(self, data_dir: Path, port: int) -> None:
         self.data_dir, self.port = data_dir, port
         self.proc: subprocess.Popen[bytes] | None = None
 
     async def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [
-                sys.executable, "-m", "echomesh_trio.cli", "--plaintext",
-                "--host", "127.0.0.1", "--port", str(self.port),
-                "--data-dir", str(self.data_dir), "--password-cost", "10",
-            ],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        self.proc = spawn_server(self.data_dir, self.port)
         with trio.fail_after(20):
             while True:
                 try:
@@ -89,19 +97,10 @@ async def test_clients_survive_a_server_killed_and_restarted(tmp_path: Path) -> 
             await trio.sleep(1.0)
             await server.start()
 
-            def back(seen: list[ce.ClientEvent]) -> ce.ConnectionChanged:
-                return [e for e in of(seen, ce.ConnectionChanged) if e.state is CS.CONNECTED][-1]
-
             await wait_for(ann_seen, ce.LoggedIn, lambda e: e.resumed)
             await wait_for(ben_seen, ce.LoggedIn, lambda e: e.resumed)
             for seen in (ann_seen, ben_seen):
-                with trio.fail_after(10):
-                    while (
-                        len([e for e in of(seen, ce.ConnectionChanged) if e.state is CS.CONNECTED])
-                        < 2
-                    ):
-                        await trio.sleep(0.02)
-                assert back(seen)
+                await until(lambda seen=seen: connected_count(seen) == 2)
             for i in range(3):
                 await wait_for(
                     ben_seen, ce.ChatReceived, lambda e, i=i: e.message.content == f"during {i}"
