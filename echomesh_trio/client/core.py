@@ -404,7 +404,9 @@ class Client:
             except RequestRefused as exc:
                 self._rooms.pop(room, None)
                 self._emit(ce.RoomLeft(room, f"could not rejoin: {exc.reply.message}"))
-        if resumed and active and active in self._rooms and self.active_room != active:
+        # Always ask: the server moves the active room to each room joined, and its notice
+        # for the last one may still be on its way.
+        if resumed and active and active in self._rooms:
             try:
                 await self.set_active_room(active)
             except RequestRefused:
