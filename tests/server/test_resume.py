@@ -269,3 +269,23 @@ async def test_a_restarted_server_is_a_plain_new_login(tmp_path: Path) -> None:
         assert [n for n in await until_pong(alice) if isinstance(n, ev.ErrorReply)] == []
         assert churn(await until_pong(bob)) == []  # the second join told nobody
         server.request_shutdown()
+
+
+async def test_many_rooms_are_resumed_in_parts(nursery: trio.Nursery, tmp_path: Path) -> None:
+    settings = make_settings(
+        tmp_path, rooms_per_user_per_hour=1000.0, room_action_burst=1000, room_action_rate=1000.0
+    )
+    _, info = await start_server(nursery, settings)
+    old = await login(info, "alice")
+    names = [f"room-{i:03}" for i in range(130)]  # more than one frame holds (128)
+    for name in names:
+        await join(old, name, create=True)
+    conn = await connect(info)
+    rid = await conn.request(ev.Login("alice", "secret", "test"))
+    assert (await conn.receive_matching(ev.LoginResult, request_id=rid)).resumed
+    parts = [await conn.receive_matching(ev.SessionResumed, request_id=rid)]
+    while parts[-1].more:
+        parts.append(await conn.receive_matching(ev.SessionResumed, request_id=rid))
+    assert [len(p.rooms) for p in parts] == [128, 2]
+    assert [r for p in parts for r in p.rooms] == names  # in join order
+    assert {p.voice_room for p in parts} == {""}
