@@ -87,7 +87,8 @@ class FingerprintMismatch(TrustError):
             advice = (
                 "If the server's certificate was changed on purpose (compare with the "
                 "fingerprint its log shows at start-up), edit or delete the line "
-                f'"{where}" in {path}, or connect once with --fingerprint {actual}.'
+                f'"{where}" in {path}, or, once you have checked it, connect with '
+                f"--fingerprint {actual}."
             )
         super().__init__(
             "\n".join(
@@ -212,6 +213,8 @@ class KnownServers:
         if servers is None:
             servers = tomlkit.table()
             doc["servers"] = servers
+        for other in [k for k in servers if k != key and _normalize_key(str(k)) == key]:
+            del servers[other]  # the same server spelt differently (e.g. "Host:1")
         servers[key] = canonical
         _write_atomically(self.path, tomlkit.dumps(doc))
         pins[key] = canonical

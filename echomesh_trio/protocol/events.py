@@ -49,6 +49,7 @@ class GoodbyeReason(enum.IntEnum):
     SLOW_READER = 5  # reserved, never sent: a client that does not read cannot be told
     SERVER_FULL = 6
     INTERNAL_ERROR = 7
+    LOGGED_OUT = 60  # the answer to Logout
 
 
 class VoiceTransport(enum.IntEnum):
@@ -127,6 +128,12 @@ class SendDirect:
 class SetTyping:
     room_id: str
     active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Logout:
+    """End the session now: its rooms are left (members told) and the user goes offline at
+    once, with no resume grace; the server answers ``Goodbye(LOGGED_OUT)`` and closes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +216,8 @@ class LoginResult:
     username: str = ""
     message: str = ""
     server_version: str = ""
+    resumed: bool = False
+    """This login took over the user's previous session; ``SessionResumed`` follows."""
 
     @property
     def ok(self) -> bool:
@@ -275,6 +284,16 @@ class RoomSnapshot:
     room_id: str
     members: tuple[Member, ...]
     more: bool = False  # more members follow in the next RoomSnapshot
+
+
+@dataclass(frozen=True, slots=True)
+class SessionResumed:
+    """After a ``LoginResult`` with ``resumed``: the rooms (in join order) and the active
+    voice room ("" for none) the new session took over from the one it replaced."""
+
+    rooms: tuple[str, ...]
+    voice_room: str = ""
+    more: bool = False  # more rooms follow in the next SessionResumed
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,6 +401,7 @@ ClientRequest = (
     | SetTyping
     | ListRooms
     | ListPresence
+    | Logout
     | SetVoiceRoom
     | ChooseVoiceTransport
     | RequestVoiceStats
@@ -401,6 +421,7 @@ ServerNotice = (
     | MemberLeft
     | RoomDeleted
     | RoomSnapshot
+    | SessionResumed
     | RoomListing
     | HistoryBatch
     | TypingNotice

@@ -36,6 +36,8 @@ class MsgType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     MT_VOICE_TRANSPORT: _ClassVar[MsgType]
     MT_VOICE_LOSS_REPORT: _ClassVar[MsgType]
     MT_VOICE_LOSS_FEEDBACK: _ClassVar[MsgType]
+    MT_SESSION_RESUMED: _ClassVar[MsgType]
+    MT_LOGOUT: _ClassVar[MsgType]
 
 class RoomActionType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -74,6 +76,7 @@ class GoodbyeReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     GB_SLOW_READER: _ClassVar[GoodbyeReason]
     GB_SERVER_FULL: _ClassVar[GoodbyeReason]
     GB_INTERNAL_ERROR: _ClassVar[GoodbyeReason]
+    GB_LOGGED_OUT: _ClassVar[GoodbyeReason]
 
 class RoomEventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -114,6 +117,8 @@ MT_VOICE_STATS: MsgType
 MT_VOICE_TRANSPORT: MsgType
 MT_VOICE_LOSS_REPORT: MsgType
 MT_VOICE_LOSS_FEEDBACK: MsgType
+MT_SESSION_RESUMED: MsgType
+MT_LOGOUT: MsgType
 RA_UNKNOWN: RoomActionType
 RA_CREATE: RoomActionType
 RA_JOIN: RoomActionType
@@ -143,6 +148,7 @@ GB_PROTOCOL_ERROR: GoodbyeReason
 GB_SLOW_READER: GoodbyeReason
 GB_SERVER_FULL: GoodbyeReason
 GB_INTERNAL_ERROR: GoodbyeReason
+GB_LOGGED_OUT: GoodbyeReason
 RE_UNKNOWN: RoomEventKind
 RE_JOINED: RoomEventKind
 RE_LEFT: RoomEventKind
@@ -162,18 +168,30 @@ class LoginRequest(_message.Message):
     def __init__(self, username: _Optional[str] = ..., password: _Optional[str] = ..., client_name: _Optional[str] = ...) -> None: ...
 
 class LoginResponse(_message.Message):
-    __slots__ = ("status_code", "user_id", "message", "username", "server_version")
+    __slots__ = ("status_code", "user_id", "message", "username", "server_version", "resumed")
     STATUS_CODE_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     USERNAME_FIELD_NUMBER: _ClassVar[int]
     SERVER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    RESUMED_FIELD_NUMBER: _ClassVar[int]
     status_code: int
     user_id: int
     message: str
     username: str
     server_version: str
-    def __init__(self, status_code: _Optional[int] = ..., user_id: _Optional[int] = ..., message: _Optional[str] = ..., username: _Optional[str] = ..., server_version: _Optional[str] = ...) -> None: ...
+    resumed: bool
+    def __init__(self, status_code: _Optional[int] = ..., user_id: _Optional[int] = ..., message: _Optional[str] = ..., username: _Optional[str] = ..., server_version: _Optional[str] = ..., resumed: _Optional[bool] = ...) -> None: ...
+
+class SessionResumed(_message.Message):
+    __slots__ = ("rooms", "voice_room", "more")
+    ROOMS_FIELD_NUMBER: _ClassVar[int]
+    VOICE_ROOM_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
+    rooms: _containers.RepeatedScalarFieldContainer[str]
+    voice_room: str
+    more: bool
+    def __init__(self, rooms: _Optional[_Iterable[str]] = ..., voice_room: _Optional[str] = ..., more: _Optional[bool] = ...) -> None: ...
 
 class ChatMsg(_message.Message):
     __slots__ = ("user_id", "room_id", "content", "message_id", "timestamp_ms", "client_msg_id", "username")
@@ -421,7 +439,7 @@ class VoiceLossFeedback(_message.Message):
     def __init__(self, loss: _Optional[float] = ..., late_loss: _Optional[float] = ..., worst_loss: _Optional[float] = ..., listeners: _Optional[int] = ...) -> None: ...
 
 class EchoMsg(_message.Message):
-    __slots__ = ("type", "request_id", "login_request", "login_response", "chat_msg", "room_action", "error", "room_event", "room_list", "history", "direct_msg", "typing", "presence_list", "presence_event", "ping", "goodbye", "room_state", "voice_setup", "voice_active_room", "voice_tunnel", "voice_stats", "voice_transport", "voice_loss_report", "voice_loss_feedback")
+    __slots__ = ("type", "request_id", "login_request", "login_response", "chat_msg", "room_action", "error", "room_event", "room_list", "history", "direct_msg", "typing", "presence_list", "presence_event", "ping", "goodbye", "room_state", "voice_setup", "voice_active_room", "voice_tunnel", "voice_stats", "voice_transport", "voice_loss_report", "voice_loss_feedback", "session_resumed")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     LOGIN_REQUEST_FIELD_NUMBER: _ClassVar[int]
@@ -446,6 +464,7 @@ class EchoMsg(_message.Message):
     VOICE_TRANSPORT_FIELD_NUMBER: _ClassVar[int]
     VOICE_LOSS_REPORT_FIELD_NUMBER: _ClassVar[int]
     VOICE_LOSS_FEEDBACK_FIELD_NUMBER: _ClassVar[int]
+    SESSION_RESUMED_FIELD_NUMBER: _ClassVar[int]
     type: MsgType
     request_id: int
     login_request: LoginRequest
@@ -470,4 +489,5 @@ class EchoMsg(_message.Message):
     voice_transport: VoiceTransportChoice
     voice_loss_report: VoiceLossReport
     voice_loss_feedback: VoiceLossFeedback
-    def __init__(self, type: _Optional[_Union[MsgType, str]] = ..., request_id: _Optional[int] = ..., login_request: _Optional[_Union[LoginRequest, _Mapping]] = ..., login_response: _Optional[_Union[LoginResponse, _Mapping]] = ..., chat_msg: _Optional[_Union[ChatMsg, _Mapping]] = ..., room_action: _Optional[_Union[RoomAction, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., room_event: _Optional[_Union[RoomEvent, _Mapping]] = ..., room_list: _Optional[_Union[RoomList, _Mapping]] = ..., history: _Optional[_Union[History, _Mapping]] = ..., direct_msg: _Optional[_Union[DirectMsg, _Mapping]] = ..., typing: _Optional[_Union[Typing, _Mapping]] = ..., presence_list: _Optional[_Union[PresenceList, _Mapping]] = ..., presence_event: _Optional[_Union[PresenceEvent, _Mapping]] = ..., ping: _Optional[_Union[Ping, _Mapping]] = ..., goodbye: _Optional[_Union[Goodbye, _Mapping]] = ..., room_state: _Optional[_Union[RoomState, _Mapping]] = ..., voice_setup: _Optional[_Union[VoiceSetup, _Mapping]] = ..., voice_active_room: _Optional[_Union[VoiceActiveRoom, _Mapping]] = ..., voice_tunnel: _Optional[_Union[VoiceTunnel, _Mapping]] = ..., voice_stats: _Optional[_Union[VoiceStats, _Mapping]] = ..., voice_transport: _Optional[_Union[VoiceTransportChoice, _Mapping]] = ..., voice_loss_report: _Optional[_Union[VoiceLossReport, _Mapping]] = ..., voice_loss_feedback: _Optional[_Union[VoiceLossFeedback, _Mapping]] = ...) -> None: ...
+    session_resumed: SessionResumed
+    def __init__(self, type: _Optional[_Union[MsgType, str]] = ..., request_id: _Optional[int] = ..., login_request: _Optional[_Union[LoginRequest, _Mapping]] = ..., login_response: _Optional[_Union[LoginResponse, _Mapping]] = ..., chat_msg: _Optional[_Union[ChatMsg, _Mapping]] = ..., room_action: _Optional[_Union[RoomAction, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., room_event: _Optional[_Union[RoomEvent, _Mapping]] = ..., room_list: _Optional[_Union[RoomList, _Mapping]] = ..., history: _Optional[_Union[History, _Mapping]] = ..., direct_msg: _Optional[_Union[DirectMsg, _Mapping]] = ..., typing: _Optional[_Union[Typing, _Mapping]] = ..., presence_list: _Optional[_Union[PresenceList, _Mapping]] = ..., presence_event: _Optional[_Union[PresenceEvent, _Mapping]] = ..., ping: _Optional[_Union[Ping, _Mapping]] = ..., goodbye: _Optional[_Union[Goodbye, _Mapping]] = ..., room_state: _Optional[_Union[RoomState, _Mapping]] = ..., voice_setup: _Optional[_Union[VoiceSetup, _Mapping]] = ..., voice_active_room: _Optional[_Union[VoiceActiveRoom, _Mapping]] = ..., voice_tunnel: _Optional[_Union[VoiceTunnel, _Mapping]] = ..., voice_stats: _Optional[_Union[VoiceStats, _Mapping]] = ..., voice_transport: _Optional[_Union[VoiceTransportChoice, _Mapping]] = ..., voice_loss_report: _Optional[_Union[VoiceLossReport, _Mapping]] = ..., voice_loss_feedback: _Optional[_Union[VoiceLossFeedback, _Mapping]] = ..., session_resumed: _Optional[_Union[SessionResumed, _Mapping]] = ...) -> None: ...

@@ -66,7 +66,8 @@ class EchoMeshServer:
 
     async def wait_connections(self, at_most: int) -> None:
         """Return once at most ``at_most`` connection tasks remain, every other one having
-        finished completely (session removed, members told, socket closed, line logged)."""
+        finished completely (its session ended, members told, or kept for ``resume_grace``;
+        socket closed, line logged)."""
         while self._handling > at_most:
             await self._handling_changed.park()
 

@@ -52,6 +52,7 @@ class Settings:
     voice_cipher: str = DEFAULT_CIPHER  # AEAD for voice datagrams (see docs/PROTOCOL.md)
     voice_rate: int = 100  # voice packets per second per user before drops (50 is normal)
     shutdown_grace: float = 1.0  # seconds to flush goodbyes on shutdown
+    resume_grace: float = 10.0  # seconds a lost connection's session waits to be resumed
 
     def __post_init__(self) -> None:
         if self.registration not in ("open", "closed"):
@@ -85,8 +86,9 @@ class Settings:
             "rooms_per_user_per_hour",
             "max_rooms",
         )
-        if self.typing_interval < 0:
-            raise ConfigError("typing_interval must not be negative")
+        for name in ("typing_interval", "resume_grace"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must not be negative")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")

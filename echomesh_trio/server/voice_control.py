@@ -37,6 +37,9 @@ class RelayControl:
     def register(self, user_id: int) -> ev.VoiceSetupInfo:
         return self.relay.register()
 
+    def rekey(self, source_id: int) -> ev.VoiceSetupInfo:
+        return self.relay.rekey(source_id)
+
     def unregister(self, source_id: int) -> None:
         self.relay.unregister(source_id)
 

@@ -201,6 +201,21 @@ class VoiceRelay:
         source_id = 0
         while source_id == 0 or source_id in self._members:
             source_id = secrets.randbits(32)
+        return self._new_member(source_id)
+
+    def rekey(self, source_id: int) -> ev.VoiceSetupInfo:
+        """The same voice session for a new connection (a login that resumed the user's
+        session): the same source id and active room, fresh keys. The old address, tunnel,
+        replay window and counters go with the old keys, so nothing more is sent to the old
+        client and nothing it seals is accepted. Listeners keep the source id they know."""
+        room = self._members[source_id].room  # KeyError: our own misuse
+        setup = self._new_member(source_id)
+        self._members[source_id].room = room
+        if room is not None:
+            self._rebuild(room)  # fan-out tuples held the old member object
+        return setup
+
+    def _new_member(self, source_id: int) -> ev.VoiceSetupInfo:
         client_key, server_key = new_key(self.cipher), new_key(self.cipher)
         self._members[source_id] = _Member(
             source_id,

@@ -225,6 +225,11 @@ def test_pinning_keeps_comments_and_other_edits(tmp_path: Path) -> None:
     assert again.lookup("[::1]", 9000) == c == known.lookup("::1", 9000)
     assert '"[::1]:9000"' in text
     assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
+    # A key spelt differently is the same server: re-pinning replaces it.
+    path.write_text(path.read_text() + f'"Office.example:1" = "{a}"\n')
+    KnownServers.load(path).pin("office.example", 1, b)
+    assert path.read_text().count("ffice.example:1") == 1
+    assert KnownServers.load(path).lookup("OFFICE.example", 1) == b
 
 
 def test_a_new_file_explains_itself(tmp_path: Path) -> None:

@@ -44,6 +44,7 @@ REQUESTS: list[ev.ClientRequest] = [
     ev.RequestVoiceStats(),
     ev.ReportVoiceLoss((ev.SpeakerLoss(0xDEADBEEF, 250, 12, 3), ev.SpeakerLoss(7, 1, 0, 0))),
     ev.ReportVoiceLoss(()),
+    ev.Logout(),
     ev.Ping(99, 1234),
     ev.Pong(99, 1234),
     ev.VoiceDatagram(b"\x00\x01binary"),
@@ -53,6 +54,9 @@ MEMBER = ev.Member(3, "carol", 0xDEADBEEF)
 CHAT = ev.ChatMessage(10, "lobby", 3, "carol", "hi", 1_700_000_000_000, "c-1")
 NOTICES: list[ev.ServerNotice] = [
     ev.LoginResult(200, 3, "carol", "welcome", "echomesh 0.1.0"),
+    ev.LoginResult(200, 3, "carol", "welcome back", "echomesh 0.2.0", resumed=True),
+    ev.SessionResumed(("lobby", "dev"), "lobby", True),
+    ev.SessionResumed(()),
     ev.ErrorReply(ev.ErrorCode.RATE_LIMITED, "slow down", 0.5),
     CHAT,
     ev.DirectMessage(11, 3, "carol", 4, "psst", 1, "x", True, "dan"),
