@@ -72,9 +72,14 @@ class BurstInput(PacedInput):
         self._noise = 10 ** (NOISE_DBFS / 20) * 32_768
         self.entered: list[float] = []
         self.first_burst_frame = 1 << 62  # none until start_bursts
+        self.wanted = 0
+        self.done = trio.Event()
 
-    def start_bursts(self, after_frames: int = 25) -> None:
+    def start_bursts(self, count: int, after_frames: int = 25) -> None:
+        """``count`` bursts, the first ``after_frames`` frames from now; ``done`` is set
+        when the last one has entered."""
         self.first_burst_frame = self._frames + after_frames
+        self.wanted = count
 
     def _next_frame(self) -> Pcm:
         index = self._frames - 1  # PacedInput counted this frame already
@@ -91,6 +96,8 @@ class BurstInput(PacedInput):
                 if offset == 0:
                     # Captured over the 20 ms before release; sample 0 came in first.
                     self.entered.append(released - FRAME_MS / 1000)
+                    if len(self.entered) >= self.wanted:
+                        self.done.set()
         return np.clip(frame, -32_768, 32_767).astype(np.int16)
 
     async def receive_frame(self) -> Pcm:
@@ -185,10 +192,9 @@ async def measure_delay(port: int, bursts: int) -> tuple[list[float], int]:
         await ear.wait_connected()
         async with open_client(talker) as mouth:
             await mouth.wait_connected()
-            mic.start_bursts()  # half a second from now, the stream under way
-            while len(mic.entered) < bursts:
-                await trio.sleep(0.1)
-            await trio.sleep(0.5)
+            mic.start_bursts(bursts)  # from half a second on, the stream under way
+            await mic.done.wait()
+            await trio.sleep(0.5)  # the last one played out
     return find_bursts(speaker, mic.entered)
 
 
@@ -213,7 +219,7 @@ async def talkers(port: int, listener: subprocess.Popen[bytes], seconds: float) 
             audio_input=ToneInput(300.0 + 110 * i),
             audio_output=NullOutput(),
             transmit_mode=GateMode.CONTINUOUS,
-        )  # fmt: skip
+        )
         for i in range(4)
     ]
     result: dict[str, float] = {}

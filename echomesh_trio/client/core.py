@@ -96,6 +96,8 @@ PING_EVERY_S: Final = 5.0
 DEAD_AFTER_S: Final = 15.0
 """Nothing from the server this long (three pings unanswered): the connection is dead."""
 STATS_EVERY_S: Final = 1.0
+LOGOUT_WAIT_S: Final = 1.0
+"""On close, how long the Logout may take to leave before the connection is cut."""
 LOSS_REPORT_EVERY: Final = 2
 """Statistics ticks between loss reports (PROTOCOL.md asks for 2 to 5 s)."""
 REJOIN_GRACE_S: Final = 15.0
@@ -203,6 +205,7 @@ class Client:
         """(room, user id) of members not back after our rejoin, and until when we wait."""
         self._gains: dict[str, float] = {}
         self._logged_in_once = False
+        self._closing = False
         self._was_connected = False
         self._connected = trio.Event()
         self._stopped = trio.Event()
@@ -333,10 +336,26 @@ class Client:
                     return f"login refused for now: {text}"
                 self._set_state(CS.OFFLINE, f"login refused: {text}")
                 return None
-            return await self._serve(conn, result)
+            held: list[str] = []
+            if result.resumed:  # the server kept our session: what it holds comes next
+                try:
+                    while True:
+                        part = await conn.receive_matching(ev.SessionResumed)
+                        held.extend(part.rooms)
+                        if not part.more:
+                            break
+                    if part.voice_room and not self._logged_in_once:  # another program's
+                        self.active_room = part.voice_room
+                        self._emit(ce.ActiveRoomChanged(part.voice_room))
+                except ConnectionClosed as exc:
+                    return str(exc)
+            return await self._serve(conn, result, held)
         finally:
             self._conn = None
             with trio.CancelScope(shield=True):
+                if self._closing:  # leaving on purpose: no resume grace for us
+                    with trio.move_on_after(LOGOUT_WAIT_S):
+                        await _send_quietly(conn, ev.Logout())
                 await conn.aclose()
 
     async def _open(self) -> ControlConnection:
@@ -358,7 +377,9 @@ class Client:
         )
         self._emit(ce.CertificatePinned(verified.host, verified.port, verified.fingerprint, path))
 
-    async def _serve(self, conn: ControlConnection, result: ev.LoginResult) -> str | None:
+    async def _serve(
+        self, conn: ControlConnection, result: ev.LoginResult, held: Sequence[str] = ()
+    ) -> str | None:
         resumed = self._logged_in_once
         self.user_id, self.username = result.user_id, result.username or self.username
         self.server_version = result.server_version
@@ -372,7 +393,7 @@ class Client:
             nursery.start_soon(self._ping, conn, lost)
             self._emit(ce.LoggedIn(self.user_id, self.username, self.server_version, resumed))
             try:
-                await self._restore(resumed)
+                await self._restore(resumed, held)
             except NotConnected:
                 pass  # the reader says why
             else:
@@ -393,9 +414,13 @@ class Client:
             return None
         return reason
 
-    async def _restore(self, resumed: bool) -> None:
-        """Rejoin every room (first login: the configured ones) and the active room."""
+    async def _restore(self, resumed: bool, held: Sequence[str]) -> None:
+        """Rejoin every room (first login: the configured ones) and the active room. Rooms
+        the server kept for a session we took over (``held``; another process of ours, or
+        our own connection it had not yet seen die) are joined too: rejoining a room one is
+        in costs the members nothing and gives us its member list and history."""
         wanted = list(self._rooms) if resumed else list(self.config.rooms)
+        wanted += [room for room in held if room not in wanted]
         active = self.active_room
         for room in wanted:
             try:
@@ -890,6 +915,7 @@ async def open_client(config: ClientConfig) -> AsyncIterator[Client]:
             try:
                 yield client
             finally:
+                client._closing = True
                 nursery.cancel_scope.cancel()
     finally:
         client._stopped.set()

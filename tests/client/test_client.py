@@ -230,3 +230,39 @@ async def test_voice_falls_back_to_the_tcp_tunnel(nursery: trio.Nursery, tmp_pat
     blocked.close()
     ben_out.close()
     assert tone_seconds(read_wav(ben_wav), 660.0) >= 0.8
+
+
+# ------------------------------------------------------------------------------ sessions
+async def test_closing_logs_out_and_a_second_login_takes_the_session_over(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    server = EchoMeshServer(make_settings(tmp_path, resume_grace=10.0), voice=RelayControl())
+    info: ServerInfo = await nursery.start(server.serve)
+    async with online(config(info, "ben", rooms=["lobby"])) as (_, ben_seen):
+        async with online(config(info, "ann", rooms=["lobby", "quiet"])):
+            await wait_for(ben_seen, ev.MemberJoined, lambda e: e.member.username == "ann")
+        # Leaving the block logs out: ben sees ann leave now, not after the 10 s grace.
+        with trio.fail_after(2):
+            await wait_for(ben_seen, ev.MemberLeft, lambda e: e.member.username == "ann")
+
+        async with online(config(info, "ann", rooms=["lobby", "quiet"])) as (first, first_seen):
+            await first.set_active_room("lobby")
+            joins = len(of(ben_seen, ev.MemberJoined))
+            # The same user from another program, which names no rooms: it takes the
+            # session over, with its rooms and active room, and ben sees nothing.
+            async with online(config(info, "ann")) as (second, second_seen):
+                gone = await wait_for(
+                    first_seen,
+                    ce.ConnectionChanged,
+                    lambda e: e.state is ce.ConnectionState.OFFLINE,
+                )
+                assert "logged in elsewhere" in gone.reason
+                await until(lambda: second.rooms == ("lobby", "quiet"))
+                assert second.active_room == "lobby"
+                second.send_chat("lobby", "still here")
+                await wait_for(
+                    ben_seen, ce.ChatReceived, lambda e: e.message.content == "still here"
+                )
+                assert len(of(ben_seen, ev.MemberJoined)) == joins
+                assert not [e for e in of(ben_seen, ev.MemberLeft)[1:]]
+                assert of(second_seen, ce.RoomJoined)[0].members
