@@ -18,7 +18,16 @@ N = TypeVar("N")
 
 
 def make_settings(data_dir: Path, **changes: Any) -> Settings:
-    base = Settings(port=0, data_dir=data_dir, plaintext=True, password_cost=10, log_level="debug")
+    # No admin HTTP unless a test asks for it (admin=True, admin_port=0).
+    base = Settings(
+        port=0,
+        data_dir=data_dir,
+        plaintext=True,
+        password_cost=10,
+        log_level="debug",
+        admin=False,
+        admin_port=0,
+    )
     return dataclasses.replace(base, **changes)
 
 
