@@ -120,20 +120,49 @@ class EchoMeshServer:
     ) -> None:
         """Run until ``request_shutdown``. Raises StartupError, or StoreError for the data
         directory and the database, before ``task_status.started`` when it cannot start."""
-        settings = self.settings
+        # What can fail is tried before anything is written or logged (the database's
+        # "created" line included), so that a failed start prints its one line alone.
         db_path, lock = await trio.to_thread.run_sync(self._claim_data_dir)
         try:
-            log.info("settings: %s", settings.describe())
-            store = await trio.to_thread.run_sync(Store.open, db_path)
+            tls = None if self.settings.plaintext else self._tls_context()
+            listeners, admin_sock = await self._bind()
+            try:
+                store = await trio.to_thread.run_sync(Store.open, db_path)
+            except BaseException:
+                with trio.CancelScope(shield=True):
+                    for listener in listeners:
+                        await listener.aclose()
+                if admin_sock is not None:
+                    admin_sock.close()
+                raise
             store.observe = self.metrics.observe_database
             try:
-                await self._serve(store, task_status)
+                await self._serve(store, listeners, admin_sock, tls, task_status)
             finally:
                 with trio.CancelScope(shield=True):
                     await store.run(store.close)
                 log.info("database closed")
         finally:
             lock.release()
+
+    async def _bind(self) -> tuple[list[trio.SocketListener], socket.socket | None]:
+        """The control channel's listeners and the admin socket (None: --no-admin)."""
+        settings = self.settings
+        try:
+            listeners = await trio.open_tcp_listeners(settings.port, host=settings.host)
+        except OSError as exc:
+            raise _listen_problem("TCP", settings.host, settings.port, exc, "--port") from None
+        if not settings.admin:
+            return listeners, None
+        try:
+            return listeners, bind_admin_socket(settings.admin_host, settings.admin_port)
+        except OSError as exc:
+            with trio.CancelScope(shield=True):
+                for listener in listeners:
+                    await listener.aclose()
+            raise _listen_problem(
+                "admin HTTP", settings.admin_host, settings.admin_port, exc, "--admin-port"
+            ) from None
 
     def _claim_data_dir(self) -> tuple[Path, datadir.DataDirLock]:
         db_path = datadir.prepare(self.settings.data_dir)
@@ -168,28 +197,19 @@ class EchoMeshServer:
                 " the key must match the certificate, and --cert and --key must not be swapped"
             ) from None
 
-    async def _serve(self, store: Store, task_status: trio.TaskStatus[ServerInfo]) -> None:
+    async def _serve(
+        self,
+        store: Store,
+        listeners: list[trio.SocketListener],
+        admin_sock: socket.socket | None,
+        tls: tuple[str, str] | None,
+        task_status: trio.TaskStatus[ServerInfo],
+    ) -> None:
         settings = self.settings
         rooms = await store.run(store.db.room_names)
         self.service = ControlService(settings, store, rooms, self.voice, self.metrics)
-        fp = cert_path = None
-        if not settings.plaintext:
-            fp, cert_path = self._tls_context()
-        try:
-            listeners = await trio.open_tcp_listeners(settings.port, host=settings.host)
-        except OSError as exc:
-            raise _listen_problem("TCP", settings.host, settings.port, exc, "--port") from None
+        fp, cert_path = tls if tls is not None else (None, None)
         port = listeners[0].socket.getsockname()[1]
-        admin_sock = None
-        if settings.admin:
-            try:
-                admin_sock = bind_admin_socket(settings.admin_host, settings.admin_port)
-            except OSError as exc:
-                for listener in listeners:
-                    await listener.aclose()
-                raise _listen_problem(
-                    "admin HTTP", settings.admin_host, settings.admin_port, exc, "--admin-port"
-                ) from None
         async with trio.open_nursery() as outer:
             admin_port = None
             admin_stop = trio.Event()
@@ -230,6 +250,7 @@ class EchoMeshServer:
             info = ServerInfo(
                 settings.host, port, udp_port, self._ssl is not None, fp, cert_path, admin_port
             )
+            log.info("settings: %s", settings.describe())
             log.info(
                 "listening on %s:%d (%s), %s, data in %s",
                 settings.host,
