@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import re
 import signal
 import socket
 import ssl
@@ -191,7 +192,8 @@ class EchoMeshServer:
             self._ssl = server_context(cert, key)
             return fingerprint(cert), str(cert)
         except (ssl.SSLError, ValueError, OSError) as exc:
-            reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc
+            reason = getattr(exc, "strerror", None) or str(exc)
+            reason = re.sub(r"^\[SSL\] | \(_ssl\.c:\d+\)$", "", reason)
             raise StartupError(
                 f"cannot use certificate {cert} with key {key} ({reason}): both must be PEM,"
                 " the key must match the certificate, and --cert and --key must not be swapped"
