@@ -159,6 +159,9 @@ def test_beyond_loopback_needs_a_token() -> None:
 
 
 async def test_health_says_shutting_down_with_503(tmp_path: Path) -> None:
+    """The handler in-process (httpx's ASGI transport): a real shutdown is over too soon to
+    probe over the network without a timed test. The subprocess tests in test_lifecycle and
+    test_operations shut down real servers with the side door on."""
     server = EchoMeshServer(make_settings(tmp_path, admin=True))
     transport = httpx.ASGITransport(app=AdminApp(server, None))  # type: ignore[arg-type]
     async with httpx.AsyncClient(transport=transport, base_url="http://admin") as http:
@@ -166,21 +169,3 @@ async def test_health_says_shutting_down_with_503(tmp_path: Path) -> None:
         server.request_shutdown()
         r = await http.get("/health")
     assert r.status_code == 503 and r.json()["status"] == "shutting_down"
-
-
-async def test_health_over_http_during_a_real_shutdown(
-    nursery: trio.Nursery, tmp_path: Path
-) -> None:
-    """The side door stays up until the connections are closed, answering 503 meanwhile."""
-    server, _, base = await _admin_server(nursery, tmp_path)
-    async with httpx.AsyncClient(base_url=base) as http:
-        await http.get("/health")  # a kept-alive connection, ready before the shutdown
-        seen: list[int] = []
-
-        async def probe() -> None:
-            seen.append((await http.get("/health")).status_code)
-
-        server.request_shutdown()
-        async with trio.open_nursery() as probes:
-            probes.start_soon(probe)
-    assert seen and seen[0] in (200, 503)
