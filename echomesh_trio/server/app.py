@@ -128,6 +128,7 @@ class EchoMeshServer:
             tls = None if self.settings.plaintext else self._tls_context()
             listeners, admin_sock = await self._bind()
             try:
+                self._probe_udp(listeners[0].socket.getsockname()[1])
                 store = await trio.to_thread.run_sync(Store.open, db_path)
             except BaseException:
                 with trio.CancelScope(shield=True):
@@ -145,6 +146,20 @@ class EchoMeshServer:
                 log.info("database closed")
         finally:
             lock.release()
+
+    def _probe_udp(self, tcp_port: int) -> None:
+        """Fail early, before the database is touched, if the voice port is taken: bind it
+        and let it go again (the relay binds it for good once the store is open)."""
+        settings = self.settings
+        if self.voice is None:
+            return
+        port = settings.udp_port or tcp_port
+        family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+        try:
+            with socket.socket(family, socket.SOCK_DGRAM) as probe:
+                probe.bind((settings.host, port))
+        except OSError as exc:
+            raise _listen_problem("UDP voice", settings.host, port, exc, "--udp-port") from None
 
     async def _bind(self) -> tuple[list[trio.SocketListener], socket.socket | None]:
         """The control channel's listeners and the admin socket (None: --no-admin)."""

@@ -176,3 +176,13 @@ def test_second_server_on_the_same_data_dir_names_the_holder(tmp_path: Path) -> 
     finally:
         first.terminate()
         first.wait(10)
+
+
+def test_voice_port_in_use(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.bind(("127.0.0.1", 0))
+        port = udp.getsockname()[1]
+        line = _fails_in_one_line(
+            "--data-dir", str(tmp_path), "--udp-port", str(port), says=f"127.0.0.1:{port}"
+        )
+    assert "UDP voice" in line and "--udp-port" in line
