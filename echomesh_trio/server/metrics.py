@@ -151,7 +151,7 @@ class _Collector(Collector):
             "echomesh_start_time_seconds", "When the server started (Unix time)", m.started_at
         )
         yield CounterMetricFamily(
-            "echomesh_connections", "Control connections accepted", m.connections_accepted
+            "echomesh_connections_accepted", "Control connections accepted", m.connections_accepted
         )
         logins = CounterMetricFamily(
             "echomesh_logins", "Login attempts by result", labels=["result"]

@@ -102,7 +102,7 @@ async def test_metrics_move_with_chat_and_voice(nursery: trio.Nursery, tmp_path:
     assert _metric(after, "echomesh_logins_total", 'result="wrong_password"') == 1
     assert _metric(after, "echomesh_registrations_total") == 2
     assert _metric(after, "echomesh_connections") == 3
-    assert _metric(after, "echomesh_connections_total") == 3
+    assert _metric(after, "echomesh_connections_accepted_total") == 3
     assert _metric(after, "echomesh_user_sessions") == 2
     # The voice datagram: hellos, then one voice packet in and one copy out.
     assert _metric(after, "echomesh_voice_packets_received_total") >= 3
@@ -169,3 +169,27 @@ async def test_health_says_shutting_down_with_503(tmp_path: Path) -> None:
         server.request_shutdown()
         r = await http.get("/health")
     assert r.status_code == 503 and r.json()["status"] == "shutting_down"
+
+
+def test_exposition_parses_and_follows_the_naming_rules() -> None:
+    from prometheus_client.openmetrics.exposition import generate_latest
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+    from echomesh_trio.server.metrics import ServerMetrics
+    from echomesh_trio.voice.relay import VoiceRelay
+
+    metrics = ServerMetrics()
+    metrics.relay = VoiceRelay()
+    metrics.relay_latency.observe(70_000)
+    metrics.observe_database("add_chat", 0.002)
+    # OpenMetrics is the stricter parser: it refuses two families of one name.
+    families = list(text_string_to_metric_families(generate_latest(metrics.registry).decode()))
+    names = {f.name for f in families}
+    assert all(n.startswith(("echomesh_", "process_")) for n in names), names
+    for family in families:
+        if family.type == "counter":
+            assert all(s.name.endswith(("_total", "_created")) for s in family.samples)
+        assert not family.name.endswith(("_ms", "_milliseconds", "_kb"))  # base units
+    latency = next(f for f in families if f.name == "echomesh_voice_relay_latency_seconds")
+    buckets = {s.labels["le"]: s.value for s in latency.samples if s.name.endswith("_bucket")}
+    assert buckets["5e-05"] == 0 and buckets["0.0001"] == 1 and buckets["+Inf"] == 1
