@@ -71,7 +71,8 @@ class AdminApp:
             return
         path, method = scope["path"], scope["method"]
         if method not in ("GET", "HEAD"):
-            await _json(send, 405, {"success": False, "error": "only GET is served"})
+            error = {"success": False, "error": "only GET is served"}
+            await _json(send, 405, error, [(b"allow", b"GET, HEAD")])
             return
         if path != "/health" and not self._authorised(scope):
             await _json(
