@@ -23,6 +23,7 @@ from echomesh_trio.server import features
 from echomesh_trio.server.config import Settings
 from echomesh_trio.server.connection import Connection
 from echomesh_trio.server.limits import BudgetPolicy, LoginThrottle, UserBudgets
+from echomesh_trio.server.metrics import ServerMetrics
 from echomesh_trio.server.request import Request
 from echomesh_trio.server.state import Registry, Session
 from echomesh_trio.server.store import Store
@@ -58,8 +59,10 @@ class ControlService:
         store: Store,
         room_names: Iterable[str],
         voice: VoiceControl | None = None,
+        metrics: ServerMetrics | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics if metrics is not None else ServerMetrics()
         self.store = store
         self.registry: Registry[Connection] = Registry(room_names)
         self.voice = voice

@@ -96,6 +96,10 @@ class RelayStatistics:
     socket_drops: int | None = None
     """Dropped by the kernel before the relay saw them (receive buffer full); None if the
     platform does not say (only Linux's /proc/net/udp does) or no socket was ever attached."""
+    bytes_in: int = 0
+    """Bytes of every datagram read, valid or not."""
+    bytes_out: int = 0
+    """Bytes of every datagram sent (voice copies, pings and pongs)."""
 
     @property
     def dropped_total(self) -> int:
@@ -166,6 +170,8 @@ class VoiceRelay:
         self._members: dict[int, _Member] = {}
         self._rooms: dict[str, set[int]] = {}
         self._received = 0
+        self._bytes_in = 0
+        self._bytes_out = 0
         self._packets_in = 0
         self._packets_out = 0
         self._dropped = dict.fromkeys(_REASONS, 0)
@@ -287,6 +293,8 @@ class VoiceRelay:
             socket_drops=(
                 self._socket_drops_at_detach if self._socket_drops is None else self._socket_drops()
             ),
+            bytes_in=self._bytes_in,
+            bytes_out=self._bytes_out,
         )
 
     def _rebuild(self, room_id: str) -> None:
@@ -310,6 +318,7 @@ class VoiceRelay:
         if claimed != source_id:
             # Unreadable, or claims another source: it cannot authenticate as that one.
             self._received += 1
+            self._bytes_in += len(datagram)
             self._drop(m, DropReason.AUTH_FAILED if claimed else DropReason.MALFORMED)
             return
         self.receive_datagram(datagram, None, now_ns)
@@ -321,6 +330,7 @@ class VoiceRelay:
         50,000 times a second (docs/VOICE.md, "Hot path").
         """
         self._received += 1
+        self._bytes_in += len(data)
         try:
             _vf, kind, source_id, _seq, _ts, counter = parse_untrusted_header(data)
         except InvalidDatagram as e:
@@ -388,7 +398,9 @@ class VoiceRelay:
                     continue
                 r.packets_out += 1
                 sent += 1
-            self._packets_out += sent
+            if sent:
+                self._packets_out += sent
+                self._bytes_out += sent * len(out)  # every copy has the same length
         elif kind == 4 or kind == 2:  # Kind.PING, Kind.HELLO: answer on the path it came by
             if len(plaintext) != PROBE.size:
                 self._drop(m, DropReason.MALFORMED)
@@ -426,6 +438,7 @@ class VoiceRelay:
                 return
         m.packets_out += 1
         self._packets_out += 1
+        self._bytes_out += len(out)
 
     def ping_members(self, now_ns: int) -> None:
         """Send every member a ping over its current path (the server's half of RTT)."""

@@ -101,6 +101,7 @@ async def on_login(
     request, request_id = incoming.event, incoming.request_id
 
     def answer(status: LS, message: str) -> None:
+        svc.metrics.login(status.name.lower())
         conn.send_nowait(ev.LoginResult(status, message=message), request_id)
 
     if session is not None:
@@ -124,6 +125,7 @@ async def on_login(
     if user is None:
         return
     svc.throttle.record_success(address, user_key)
+    svc.metrics.login("ok")
     if conn.closing:
         return
     if user.canonical is None:
@@ -193,6 +195,7 @@ async def _register(
     except NameUnavailable as exc:  # a look-alike registered meanwhile
         answer(LS.BAD_REQUEST, str(exc))
         return None
+    svc.metrics.registrations += 1
     log.info("registered user %s (id %d) from %s", user.username, user.user_id, conn.address)
     return user
 
