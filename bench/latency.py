@@ -158,7 +158,7 @@ def server_command(port: int, data_dir: Path) -> list[str]:
     return [
         sys.executable, "-m", "echomesh_trio.cli", "--plaintext", "--host=127.0.0.1",
         f"--port={port}", f"--data-dir={data_dir}", "--password-cost=10",
-        "--log-level=warning",
+        "--log-level=warning", "--admin-port=0",
     ]  # fmt: skip
 
 

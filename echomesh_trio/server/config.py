@@ -271,6 +271,7 @@ _HELP = {
     "rooms_per_user_per_hour": "rooms one user may create in an hour",
     "max_rooms": "persistent rooms on the server",
     "typing_interval": "seconds between typing notices forwarded per user and room",
+    "resume_grace": "seconds a session outlives its lost connection, so a reconnect resumes it",
     "password_cost": "scrypt cost, log2(n), 10-20",
     "voice_cipher": "AEAD sealing voice datagrams: " + ", ".join(CIPHERS),
     "voice_rate": "voice packets per second per user before the relay drops (a talker sends 50)",
