@@ -3,13 +3,17 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 SETUP  := scripts/bootstrap.sh
 
-.PHONY: setup serve test lint typecheck unit proto lock clean
+.PHONY: setup serve tui test lint typecheck unit proto lock clean
 
 setup:
 	@bash $(SETUP)
 
 serve: setup
 	$(VENV)/bin/echomesh-serve $(ARGS)
+
+# The terminal client, e.g. make tui ARGS="--server 127.0.0.1:8888 --plaintext --user ann --room lobby"
+tui: setup
+	$(VENV)/bin/echomesh-tui $(ARGS)
 
 test: setup lint typecheck unit
 

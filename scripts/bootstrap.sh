@@ -39,6 +39,19 @@ if ((${#missing[@]})); then
     fi
 fi
 
+# --- tmux: the TUI's terminal test (tests/tui/test_tmux.py) runs echomesh-tui in it -----
+if ! command -v tmux >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        say "installing tmux with apt-get (for the terminal test of echomesh-tui)"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq tmux >/dev/null
+    else
+        say "tmux is missing: the terminal test of echomesh-tui will fail without it."
+        say "install it with:  sudo apt-get install tmux"
+    fi
+fi
+
 # --- The virtual environment ---------------------------------------------------
 stamp="$VENV/.echomesh-installed"
 if [ ! -x "$VENV/bin/python" ]; then

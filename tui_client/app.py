@@ -1,0 +1,464 @@
+"""``EchoMeshApp``: turns what the person does into client commands, and client events into
+what the widgets show.
+
+Trio runs in guest mode on Textual's loop (``trio_host.TrioHost``), from mount to unmount.
+The Trio side (``session.Session``) posts ``ClientUpdate`` and ``StateBatch`` messages; the
+handlers here apply them to the ``Model`` and hand the screen its new state. Commands go
+the other way through the host (``start_soon`` for requests that wait for the server,
+``call_soon`` for the ones that apply at once).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, ClassVar
+
+import trio
+from textual import on
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.driver import Driver
+from textual.screen import Screen
+
+from echomesh_trio.audio.sender import GateMode
+from echomesh_trio.client import events as ce
+from echomesh_trio.client.core import Client, ClientConfig
+from echomesh_trio.devices.base import AudioDeviceError, AudioInput, AudioOutput
+from tui_client import commands as cmd
+from tui_client import settings
+from tui_client.audio import open_devices
+from tui_client.messages import (
+    ClientUpdate,
+    ConnectRequested,
+    ConversationSelected,
+    DeviceChosen,
+    LineEntered,
+    SessionEnded,
+    StateBatch,
+    TypingChanged,
+)
+from tui_client.model import Model
+from tui_client.screens.connect import ConnectScreen
+from tui_client.screens.devices import DevicesScreen
+from tui_client.screens.fingerprint import FingerprintScreen
+from tui_client.screens.main import MainScreen
+from tui_client.session import Session
+from tui_client.trio_host import TrioHost, describe
+
+log = logging.getLogger("echomesh.tui")
+
+MODE_NAMES = {
+    GateMode.PUSH_TO_TALK: "push-to-talk",
+    GateMode.VOICE_ACTIVATION: "voice activation",
+    GateMode.CONTINUOUS: "continuous",
+}
+VAD_STEP_DB = 3.0
+DEFAULT_VAD_DBFS = -40.0
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What the command line asked for. With server, user, password and room the app
+    connects at once (a scripted start); otherwise it shows the connect screen."""
+
+    host: str = ""
+    port: int = 0
+    user: str = ""
+    password: str | None = None
+    room: str | None = None
+    plaintext: bool = False
+    fingerprint: str | None = None
+    known_servers: Path | None = None
+    servers_file: Path | None = None
+    audio_input: str = "default"
+    audio_output: str = "default"
+    ptt_socket: Path | None = None
+    mode: GateMode = GateMode.PUSH_TO_TALK
+
+    @property
+    def scripted(self) -> bool:
+        return bool(self.host and self.user and self.password is not None and self.room)
+
+
+class EchoMeshApp(App[None]):
+    TITLE = "EchoMesh"
+    CSS_PATH = "echomesh.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f2", "talk", "Talk", id="talk"),
+        Binding("f3", "mute", "Mute", id="mute"),
+        Binding("f4", "deafen", "Deafen", id="deafen"),
+        Binding("f5", "cycle_mode", "Mode", id="mode"),
+        Binding("f6", "vad_step(-1)", "VAD-", id="vad-down"),
+        Binding("f7", "vad_step(1)", "VAD+", id="vad-up"),
+        Binding("ctrl+n", "next_conversation", "Next room", id="next"),
+        Binding("ctrl+o", "devices", "Devices", id="devices"),
+        Binding("ctrl+q", "quit", "Quit", id="quit", priority=True),
+    ]
+
+    def __init__(self, launch: Launch | None = None, driver_class: type[Driver] | None = None):
+        super().__init__(driver_class=driver_class)
+        self.launch = launch or Launch()
+        self.host = TrioHost(on_error=self.show_error)
+        self.model = Model(self.launch.user)
+        self.session: Session | None = None
+        self.mode = self.launch.mode
+        self.talking = False
+        """The push-to-talk toggle (F2, /ptt)."""
+        self.muted = False
+        self.deafened = False
+        self.vad_dbfs: float | None = None
+        self.devices = (self.launch.audio_input, self.launch.audio_output)
+        self._restart = False
+        self.errors: list[BaseException] = []
+        """Errors from Trio tasks, as shown (for tests and the log)."""
+        self.server = ""
+
+    # ------------------------------------------------------------------ life
+    def on_mount(self) -> None:
+        self.host.start()
+        launch = self.launch
+        if launch.scripted:
+            assert launch.password is not None and launch.room is not None
+            self.connect(launch.host, launch.port, launch.user, launch.password,
+                         rooms=(launch.room,), plaintext=launch.plaintext)  # fmt: skip
+        else:
+            path = launch.servers_file or settings.default_path()
+            self.push_screen(ConnectScreen(settings.load(path)))
+
+    async def on_unmount(self) -> None:
+        await self.host.stop()
+
+    def show_error(self, exc: BaseException) -> None:
+        """An error in a Trio task (or the end of the Trio run): shown, never swallowed."""
+        self.errors.append(exc)
+        text = describe(exc)
+        self.model.say(f"internal error: {text}", "error")
+        self.notify(text, title="Error", severity="error", timeout=30, markup=False)
+        if not self.host.running and self.is_running:
+            self.exit(return_code=1, message=f"echomesh-tui: the Trio run ended: {text}")
+        self.refresh_view()
+
+    # ------------------------------------------------------------------ connecting
+    @on(ConnectRequested)
+    def _connect_requested(self, message: ConnectRequested) -> None:
+        path = self.launch.servers_file or settings.default_path()
+        entry = settings.ServerEntry(
+            message.host, message.port, message.user, message.plaintext,
+            message.password if message.remember_password else None,
+        )  # fmt: skip
+        try:
+            settings.remember(path, entry)
+        except OSError as exc:
+            self.notify(f"could not remember the server in {path}: {exc}", severity="warning")
+        self.connect(message.host, message.port, message.user, message.password,
+                     rooms=("lobby",), plaintext=message.plaintext)  # fmt: skip
+
+    def connect(
+        self, host: str, port: int, user: str, password: str, *, rooms: tuple[str, ...],
+        plaintext: bool,
+    ) -> None:  # fmt: skip
+        self.model = Model(user)
+        self.server = f"{host}:{port}"
+        config = ClientConfig(
+            host, port, user, password, plaintext=plaintext,
+            fingerprint=self.launch.fingerprint, known_servers=self.launch.known_servers,
+            rooms=rooms, confirm_fingerprint=self._confirm_fingerprint,
+            transmit_mode=self.mode, client_name="echomesh-tui",
+            retry_first_connect=True,
+        )  # fmt: skip
+        self.switch_screen(MainScreen()) if self._on_connect_screen() else self.push_screen(
+            MainScreen()
+        )
+        self.host.start_soon(self._run_sessions, config)
+
+    def _on_connect_screen(self) -> bool:
+        return isinstance(self.screen, ConnectScreen)
+
+    async def _run_sessions(self, config: ClientConfig) -> None:
+        """The session, again with new devices when the picker asks (Trio)."""
+        while True:
+            audio_in, audio_out, note = open_devices(*self.devices)
+            if note:
+                self.call_later(self._say_once, note)
+            session = Session(
+                replace(config, audio_input=audio_in, audio_output=audio_out),
+                lambda event: self.post_message(ClientUpdate(event)),
+                lambda events: self.post_message(StateBatch(events)),
+            )
+            self.session = session
+            try:
+                await session.run()
+            finally:
+                _close(audio_in, audio_out)
+                self.session = None
+            if not self._restart:
+                break
+            self._restart = False
+            config = replace(config, rooms=tuple(self.model.rooms) or config.rooms)
+        self.post_message(SessionEnded(self.model.reason))
+
+    _said: ClassVar[set[str]] = set()
+
+    def _say_once(self, note: str) -> None:
+        if note not in self._said:
+            self._said.add(note)
+            self.model.say(note)
+            self.notify(note, severity="warning", timeout=10, markup=False)
+            self.refresh_view()
+
+    async def _confirm_fingerprint(self, host: str, port: int, fingerprint: str) -> bool:
+        """Asked by the client core (in Trio) on first contact: the modal's answer."""
+        answered = trio.Event()
+        answer = [False]
+
+        def done(trust: bool | None) -> None:
+            answer[0] = bool(trust)
+            self.host.call_soon(answered.set)
+
+        self.call_later(self.push_screen, FingerprintScreen(host, port, fingerprint), done)
+        await answered.wait()
+        return answer[0]
+
+    # ------------------------------------------------------------------ client events
+    @on(ClientUpdate)
+    def _client_update(self, message: ClientUpdate) -> None:
+        event = message.event
+        self.model.apply(event)
+        match event:
+            case ce.CertificatePinned():
+                self.model.say(f"trusted {event.host}:{event.port}: {event.fingerprint}")
+            case ce.ConnectionChanged(state=ce.ConnectionState.OFFLINE):
+                self.model.say(f"offline: {event.reason}", "error")
+            case ce.RoomJoined(rejoined=False):
+                self.model.say(f"joined #{event.room_id} ({len(event.members)} here)",
+                               key=event.room_id)  # fmt: skip
+        self.refresh_view()
+
+    @on(StateBatch)
+    def _state_batch(self, message: StateBatch) -> None:
+        for event in message.events:
+            self.model.apply(event)
+        self.refresh_view()
+
+    @on(SessionEnded)
+    def _session_ended(self, message: SessionEnded) -> None:
+        self.refresh_view()
+
+    def refresh_view(self) -> None:
+        screen = self.screen
+        if isinstance(screen, MainScreen) and screen.is_mounted:
+            screen.show(self.model, server=self.server, mode=MODE_NAMES[self.mode],
+                        threshold=self._threshold())  # fmt: skip
+
+    def _threshold(self) -> float | None:
+        if self.mode is not GateMode.VOICE_ACTIVATION:
+            return None
+        return self.vad_dbfs if self.vad_dbfs is not None else DEFAULT_VAD_DBFS
+
+    # ------------------------------------------------------------------ from widgets
+    @on(ConversationSelected)
+    def _selected(self, message: ConversationSelected) -> None:
+        self.model.select(message.key)
+        self.refresh_view()
+
+    @on(TypingChanged)
+    def _typing(self, message: TypingChanged) -> None:
+        room = self.model.current
+        if self.session is not None and room and not room.startswith("@"):
+            self.host.start_soon(self.session.set_typing, room, message.active)
+
+    @on(LineEntered)
+    def _line(self, message: LineEntered) -> None:
+        try:
+            parsed = cmd.parse(message.text)
+        except cmd.CommandError as exc:
+            self.model.say(str(exc), "error")
+        else:
+            if isinstance(parsed, cmd.Say):
+                self.say(parsed.text, parsed.action)
+            else:
+                self.run_command(parsed)
+        self.refresh_view()
+
+    @on(DeviceChosen)
+    def _device(self, message: DeviceChosen) -> None:
+        audio_in, audio_out = self.devices
+        self.devices = (message.spec, audio_out) if message.kind == "input" else (
+            audio_in, message.spec)  # fmt: skip
+        self.model.say(f"audio: input {self.devices[0]}, output {self.devices[1]}; reconnecting")
+        self._restart = True
+        if self.session is not None:
+            self.host.call_soon(self.session.close)
+        self.refresh_view()
+
+    # ------------------------------------------------------------------ commands
+    def _with_client(self, fn: Any, *args: Any) -> None:
+        """Call ``fn(client, *args)`` in Trio if there is a client."""
+        session = self.session
+
+        def call() -> None:
+            if session is not None and session.client is not None:
+                fn(session.client, *args)
+
+        self.host.call_soon(call)
+
+    def say(self, text: str, action: bool = False) -> None:
+        key = self.model.current
+        content = f"/me {text}" if action else text
+        if not key:
+            self.model.say("you are in no room: /join ROOM", "error")
+        elif key.startswith("@"):
+            self._with_client(Client.send_direct, key[1:], content)
+        else:
+            self._with_client(Client.send_chat, key, content)
+
+    def run_command(self, command: cmd.Command) -> None:
+        name, args = command.name, command.args
+        session = self.session
+        current = self.model.current
+        if name == "help":
+            for line in [*cmd.help_lines(), self.keys_help()]:
+                self.model.say(line)
+        elif name == "quit":
+            self.exit()
+        elif name == "mute":
+            self.action_mute()
+        elif name == "deafen":
+            self.action_deafen()
+        elif name == "ptt":
+            self.action_talk()
+        elif name == "continuous":
+            self.set_mode(GateMode.CONTINUOUS)
+        elif name == "vad":
+            if args:
+                self.vad_dbfs = cmd.vad_threshold(args[0])
+                self._with_client(Client.set_vad_threshold, self.vad_dbfs)
+            self.set_mode(GateMode.VOICE_ACTIVATION)
+        elif name == "volume":
+            self._with_client(Client.set_volume, args[0], cmd.volume_gain(args[1]))
+            self.model.say(f"{args[0]} plays at {cmd.volume_gain(args[1]):g}x")
+        elif name == "devices":
+            self.action_devices()
+        elif name == "msg":
+            self.model.select("@" + args[0])
+            self._with_client(Client.send_direct, args[0], args[1])
+        elif session is None:
+            self.model.say("not connected", "error")
+        elif name == "join":
+            self.host.start_soon(session.join, args[0], True)
+            self.model.current = args[0] if args[0] in self.model.conversations else current
+        elif name == "create":
+            self.host.start_soon(session.create, args[0])
+        elif name == "leave":
+            room = args[0] if args else current
+            if not room or room.startswith("@"):
+                self.model.conversations.pop(room, None)
+                self.model.current = next(iter(self.model.conversations), "")
+            else:
+                self.host.start_soon(session.leave, room)
+        elif name == "voice":
+            self.host.start_soon(session.set_active_room, args[0] if args else current)
+        elif name == "rooms":
+            self.host.start_soon(self._list_rooms, session)
+
+    async def _list_rooms(self, session: Session) -> None:
+        await session.list_rooms()
+        self.call_later(self._show_rooms)
+
+    def _show_rooms(self) -> None:
+        counts = ", ".join(f"#{r} ({n})" for r, n in sorted(self.model.room_counts.items()))
+        self.model.say(f"rooms: {counts or 'none'}")
+        self.refresh_view()
+
+    def keys_help(self) -> str:
+        return (
+            "keys: F2 talk on/off, F3 mute, F4 deafen, F5 mode, F6/F7 VAD threshold, "
+            "Ctrl+N next conversation, Ctrl+O devices, Ctrl+P commands, Ctrl+Q quit"
+        )
+
+    # ------------------------------------------------------------------ actions
+    def set_mode(self, mode: GateMode) -> None:
+        self.mode = mode
+        self._with_client(Client.set_transmit_mode, mode)
+        if mode is GateMode.PUSH_TO_TALK and self.talking:
+            self._with_client(Client.ptt, True)
+        self.refresh_view()
+
+    def set_talking(self, down: bool) -> None:
+        """Push-to-talk down or up (F2, /ptt, the control socket, a key release)."""
+        if self.mode is not GateMode.PUSH_TO_TALK:
+            self.set_mode(GateMode.PUSH_TO_TALK)
+        self.talking = down
+        self._with_client(Client.ptt, down)
+        self.refresh_view()
+
+    def action_talk(self) -> None:
+        self.set_talking(not self.talking)
+
+    def action_mute(self) -> None:
+        self.muted = not self.muted
+        self._with_client(Client.set_muted, self.muted)
+
+    def action_deafen(self) -> None:
+        self.deafened = not self.deafened
+        self._with_client(Client.set_deafened, self.deafened)
+
+    def action_cycle_mode(self) -> None:
+        order = list(MODE_NAMES)
+        self.set_mode(order[(order.index(self.mode) + 1) % len(order)])
+
+    def action_vad_step(self, direction: int) -> None:
+        base = self.vad_dbfs if self.vad_dbfs is not None else DEFAULT_VAD_DBFS
+        self.vad_dbfs = max(-90.0, min(-6.0, base + direction * VAD_STEP_DB))
+        self._with_client(Client.set_vad_threshold, self.vad_dbfs)
+        if self.mode is not GateMode.VOICE_ACTIVATION:
+            self.set_mode(GateMode.VOICE_ACTIVATION)
+        self.refresh_view()
+
+    def action_next_conversation(self) -> None:
+        keys = [k for k in self.model.conversations if k]
+        if keys:
+            at = keys.index(self.model.current) if self.model.current in keys else -1
+            self.model.select(keys[(at + 1) % len(keys)])
+            self.refresh_view()
+
+    def action_devices(self) -> None:
+        from tui_client.audio import list_sound_devices
+
+        devices, note = list_sound_devices()
+        self.push_screen(DevicesScreen(devices, self.devices, note))
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        if not isinstance(screen, MainScreen):
+            return
+        yield SystemCommand("Talk: push-to-talk on/off", "F2, /ptt", self.action_talk)
+        yield SystemCommand("Talk: mute", "F3, /mute", self.action_mute)
+        yield SystemCommand("Talk: deafen", "F4, /deafen", self.action_deafen)
+        for mode, title in MODE_NAMES.items():
+            yield SystemCommand(f"Talk: mode {title}", "F5 cycles",
+                                lambda m=mode: self.set_mode(m))  # fmt: skip
+        yield SystemCommand("Audio: devices", "Ctrl+O, /devices", self.action_devices)
+        yield SystemCommand("Rooms: list the server's rooms", "/rooms",
+                            lambda: self.run_command(cmd.Command("rooms")))  # fmt: skip
+        for room in self.model.rooms:
+            leave = cmd.Command("leave", (room,))
+            voice = cmd.Command("voice", (room,))
+            yield SystemCommand(f"Rooms: leave #{room}", "/leave",
+                                lambda c=leave: self.run_command(c))  # fmt: skip
+            yield SystemCommand(f"Rooms: talk in #{room}", "/voice",
+                                lambda c=voice: self.run_command(c))  # fmt: skip
+        yield SystemCommand("Help: commands and keys", "/help",
+                            lambda: self.run_command(cmd.Command("help")))  # fmt: skip
+
+
+def _close(audio_in: AudioInput | None, audio_out: AudioOutput | None) -> None:
+    for device in (audio_in, audio_out):
+        if device is not None:
+            try:
+                device.close()
+            except (AudioDeviceError, OSError):
+                log.exception("closing %r", device)
