@@ -18,8 +18,9 @@ from typing import Any, ClassVar
 
 import trio
 from textual import on
-from textual.app import App, SystemCommand
+from textual.app import App, ScreenStackError, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.css.query import NoMatches
 from textual.driver import Driver
 from textual.screen import Screen
 
@@ -115,6 +116,8 @@ class EchoMeshApp(App[None]):
         self.errors: list[BaseException] = []
         """Errors from Trio tasks, as shown (for tests and the log)."""
         self.server = ""
+        self._want_room = ""
+        """A room asked for with /join or /create: shown when joined."""
 
     # ------------------------------------------------------------------ life
     def on_mount(self) -> None:
@@ -235,6 +238,8 @@ class EchoMeshApp(App[None]):
             case ce.RoomJoined(rejoined=False):
                 self.model.say(f"joined #{event.room_id} ({len(event.members)} here)",
                                key=event.room_id)  # fmt: skip
+                if event.room_id == self._want_room:
+                    self.model.select(event.room_id)
         self.refresh_view()
 
     @on(StateBatch)
@@ -248,10 +253,16 @@ class EchoMeshApp(App[None]):
         self.refresh_view()
 
     def refresh_view(self) -> None:
-        screen = self.screen
+        try:
+            screen = self.screen
+        except ScreenStackError:  # closing
+            return
         if isinstance(screen, MainScreen) and screen.is_mounted:
-            screen.show(self.model, server=self.server, mode=MODE_NAMES[self.mode],
-                        threshold=self._threshold())  # fmt: skip
+            try:
+                screen.show(self.model, server=self.server, mode=MODE_NAMES[self.mode],
+                            threshold=self._threshold())  # fmt: skip
+            except NoMatches:  # composing, or closing: the next refresh shows it
+                pass
 
     def _threshold(self) -> float | None:
         if self.mode is not GateMode.VOICE_ACTIVATION:
@@ -347,10 +358,13 @@ class EchoMeshApp(App[None]):
             self._with_client(Client.send_direct, args[0], args[1])
         elif session is None:
             self.model.say("not connected", "error")
+        elif name in ("join", "create") and args[0] in self.model.rooms:
+            self.model.select(args[0])
         elif name == "join":
+            self._want_room = args[0]
             self.host.start_soon(session.join, args[0], True)
-            self.model.current = args[0] if args[0] in self.model.conversations else current
         elif name == "create":
+            self._want_room = args[0]
             self.host.start_soon(session.create, args[0])
         elif name == "leave":
             room = args[0] if args else current

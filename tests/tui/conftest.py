@@ -63,9 +63,10 @@ class Server:
         self.proc = None
 
     def fingerprint(self) -> str:
+        """As the client shows it: "SHA256:" and the hex pairs the server logs."""
         for line in self.log.read_text().splitlines():
-            if "SHA256:" in line:
-                return "SHA256:" + line.split("SHA256:", 1)[1].split()[0]
+            if "SHA-256 fingerprint: " in line:
+                return "SHA256:" + line.split("SHA-256 fingerprint: ", 1)[1].split()[0]
         raise AssertionError("no fingerprint in the server log")
 
 

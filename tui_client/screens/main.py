@@ -40,6 +40,7 @@ class MainScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one(ChatInput).focus()
+        self.app.call_later(getattr(self.app, "refresh_view", lambda: None))
 
     def show(
         self, model: Model, *, server: str, mode: str, threshold: float | None,
