@@ -160,9 +160,7 @@ def _req_hangup(m: _Msg) -> ev.ClientRequest:
     return ev.HangUp(_need(m, "call_hangup").call_id)
 
 
-_ModRequest = (
-    ev.Kick | ev.Mute | ev.Unmute | ev.Ban | ev.Unban | ev.GrantOwner | ev.RevokeOwner
-)
+_ModRequest = ev.Kick | ev.Mute | ev.Unmute | ev.Ban | ev.Unban | ev.GrantOwner | ev.RevokeOwner
 _MOD_DECODERS: dict[int, Callable[[Any], _ModRequest]] = {
     pb.MA_KICK: lambda r: ev.Kick(r.username, r.room_id, r.reason),
     pb.MA_MUTE: lambda r: ev.Mute(r.username, r.room_id, r.reason),

@@ -52,6 +52,9 @@ class Settings:
     voice_cipher: str = DEFAULT_CIPHER  # AEAD for voice datagrams (see docs/PROTOCOL.md)
     voice_rate: int = 100  # voice packets per second per user before drops (50 is normal)
     shutdown_grace: float = 1.0  # seconds to flush goodbyes on shutdown
+    # Moderation and calls (docs/PROTOCOL.md, "Calls" and "Moderation").
+    admins: tuple[str, ...] = ()  # usernames with server-wide moderation rights
+    call_ring_timeout: float = 30.0  # seconds a call rings before it ends unanswered
 
     def __post_init__(self) -> None:
         if self.registration not in ("open", "closed"):
@@ -84,6 +87,7 @@ class Settings:
             "room_action_burst",
             "rooms_per_user_per_hour",
             "max_rooms",
+            "call_ring_timeout",
         )
         if self.typing_interval < 0:
             raise ConfigError("typing_interval must not be negative")
@@ -99,6 +103,11 @@ def _convert(name: str, raw: Any) -> Any:
     """Turn a TOML, environment or flag value into the field's type."""
     default: Any = _FIELDS[name].default
     kind = type(default) if default is not None else Path
+    if isinstance(default, tuple):  # names: a TOML array, or "a,b" in the environment/flags
+        items = raw.split(",") if isinstance(raw, str) else raw
+        if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+            raise ConfigError(f"{name} must be a list of names, not {raw!r}")
+        return tuple(i.strip() for i in items if i.strip())
     if isinstance(default, bool):
         if isinstance(raw, bool):
             return raw
@@ -152,6 +161,7 @@ _HELP = {
     "plaintext": "serve plain TCP instead of TLS (local development, old clients)",
     "registration": "open: first login registers the name; closed: only `adduser`",
     "log_level": "debug, info, warning or error",
+    "admins": "comma-separated usernames who may kick, mute and ban server-wide",
 }
 
 
