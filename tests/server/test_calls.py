@@ -192,6 +192,20 @@ async def test_a_disconnect_ends_the_call_and_the_voice_returns(
     assert server.service is not None and server.service.active_calls() == []
 
 
+async def test_kicking_a_party_off_the_server_ends_its_call(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    _, info = await _serve(nursery, tmp_path, admins=("root",))
+    ann, ben = await _talker(info, "ann"), await _talker(info, "ben")
+    root = await login(info, "root")
+    await _connect(ann, ben)
+    await root.send(ev.Kick("ben"), 2)
+    assert (await root.receive_matching(ev.ModerationDone, request_id=2)).username == "ben"
+    assert (await ann.conn.receive_matching(ev.CallEnded)).reason == R.DISCONNECTED
+    seen = await expect_closed(ben.conn)
+    assert [n.reason for n in seen if isinstance(n, ev.CallEnded)] == [R.DISCONNECTED]
+
+
 async def test_a_replaced_session_ends_its_ringing_call(
     nursery: trio.Nursery, tmp_path: Path
 ) -> None:

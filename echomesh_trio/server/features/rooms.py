@@ -152,6 +152,7 @@ async def on_delete(svc: ControlService, req: Request[ev.DeleteRoom]) -> None:
     log.info("%s deleted room %r", session.username, room)
     notice = ev.RoomDeleted(room, session.member())
     members = svc.registry.delete_room(room)
+    svc.mutes = {m for m in svc.mutes if m[1] != room}  # a later room of that name starts clean
     svc.broadcast([m for m in members if m is not session], notice_frame(notice))
     for member in members:
         svc.budgets.forget_typing(member.user_id, room)
