@@ -99,14 +99,11 @@ async def _target(svc: ControlService, req: Request[AnyMod], username: str) -> U
 
 
 def _done(
-    svc: ControlService, req: Request[AnyMod], done: ev.ModerationDone, affected: str = ""
+    svc: ControlService, req: Request[AnyMod], done: ev.ModerationDone, reason: str = ""
 ) -> None:
-    log.info(
-        "moderation: %s: %s%s",
-        req.session.username,
-        done.message,
-        f" ({affected})" * bool(affected),
-    )
+    """Log the action and confirm it to the moderator."""
+    because = f" (reason: {reason!r})" if reason else ""
+    log.info("moderation: %s: %s%s", req.session.username, done.message, because)
     req.reply(done)
 
 
@@ -164,14 +161,13 @@ async def on_mute(svc: ControlService, req: Request[ev.Mute] | Request[ev.Unmute
             return
         svc.mutes.discard(key)
         message = f"unmuted {user.username} {_where(room)}"
+    kind = K.MUTE if muting else K.UNMUTE
+    reason = event.reason if isinstance(event, ev.Mute) else ""
     session = svc.registry.current(user.user_id)
     if session is not None:
         svc.route_voice(session)
-        reason = event.reason if isinstance(event, ev.Mute) else ""
-        kind = K.MUTE if muting else K.UNMUTE
         session.peer.send_nowait(ev.Moderated(kind, room, req.session.member(), reason))
-    kind = K.MUTE if muting else K.UNMUTE
-    _done(svc, req, ev.ModerationDone(kind, user.username, room, message=message))
+    _done(svc, req, ev.ModerationDone(kind, user.username, room, message=message), reason)
 
 
 # ---------------------------------------------------------------------- bans
