@@ -114,6 +114,8 @@ def start_server(data_dir: Path, args: argparse.Namespace) -> ServerProcess:
         str(limit),
         "--max-connections-per-address",
         str(limit),
+        "--admin-port",
+        "0",
     ]
     if not args.tls:
         cmd.append("--plaintext")

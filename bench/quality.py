@@ -239,7 +239,9 @@ def codec_cost(speech: np.ndarray, bitrate: int, repeats: int = 5) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.quality", description=__doc__.splitlines()[0] if __doc__ else None
+    )
     parser.add_argument("--profiles", default=",".join(PROFILES), help="comma-separated")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=90.0, help="speech to synthesize")
@@ -280,6 +282,16 @@ def main(argv: list[str] | None = None) -> None:
             f"oracle {r['oracle_delay_ms']:.1f} ms  naive late {r['naive_late_loss']:.2%} "
             f"delay {r['naive_mean_delay_ms']:.1f} ms  [{time.monotonic() - t0:.1f} s]"
         )
+    print("profile   PESQ (naive)   STOI   late loss   mean/p95 delay")
+    for name, r in results.items():
+        print(
+            f"{name:8}  {r['pesq']:.2f} ({r['naive_pesq']:.2f})    {r['stoi']:.3f}  "
+            f"{r['late_loss']:9.2%}   {r['mean_delay_ms']:.0f}/{r['p95_delay_ms']:.0f} ms"
+        )
+    print(
+        "legend: PESQ 1-4.5 (wideband MOS-LQO; naive: a receiver like the original EchoMesh one);"
+        " STOI 0-1 intelligibility; late loss: frames that missed playout; delay: added by playout"
+    )
     print(json.dumps(results))
 
 

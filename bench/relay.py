@@ -111,6 +111,7 @@ def _server_command(args: argparse.Namespace, port: int, data_dir: Path) -> list
         "--chat-burst=1000",
         f"--voice-cipher={args.cipher}",
         f"--voice-rate={args.rate}",
+        "--admin-port=0",  # the side door runs, as in production, on a free port
     ]
     return [sys.executable, "-m", "echomesh_trio.cli", *flags]
 
@@ -387,8 +388,39 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def summary(r: dict[str, Any]) -> str:
+    """A few lines for people, with units; the JSON line after it is for tools."""
+    latency = (
+        f"p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, max {r['max_ms']} ms"
+        f" ({r['latency_samples']} samples)"
+        if r["latency_samples"]
+        else "no samples"
+    )
+    reasons = ", ".join(f"{k} {v}" for k, v in r["dropped_by_reason"].items() if v) or "none"
+    return "\n".join(
+        [
+            f"{r['users']} users in rooms of {ROOM_SIZE}, {r['mode']}, {r['cipher']},"
+            f" {r['seconds']:g} s against {r['server']}",
+            f"  packets/s   sent {r['sent_pps']}, read by the relay {r['incoming_pps']},"
+            f" forwarded {r['forwarded_pps']}, delivered {r['delivered_pps']}",
+            f"  server CPU  {r['cpu_us_per_packet']} us per incoming packet"
+            f" ({r['server_cpu_share']:.0%} of one core, {r['server_kernel_fraction']:.0%} in"
+            f" the kernel): ~{r['ceiling_users_per_core']} talkers per core",
+            f"  latency     {latency}",
+            f"  dropped     {r['dropped']} ({reasons}); lost deliveries {r['lost']}",
+            "  legend: a talker sends 50 packets/s; latency is send to receive, both kernel"
+            " hops and the load generator included (an upper bound on what the relay adds);"
+            " CPU is the server process's user+system time over the send window",
+        ]
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__)
+    p = argparse.ArgumentParser(
+        prog="python -m bench.relay",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--users", type=int, default=100)
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--saturate", action="store_true", help="send as fast as possible")
@@ -401,6 +433,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--sample-every", type=int, default=8, help="latency sample: 1 in N")
     p.add_argument("--profile", help="(--standalone) pyinstrument text profile of the relay")
     result = run(p.parse_args(argv))
+    print(summary(result))
     print(json.dumps(result), flush=True)
 
 

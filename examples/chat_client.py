@@ -117,7 +117,13 @@ def chat(args: argparse.Namespace) -> None:
             mine = echo.user_id == my_id and echo.client_msg_id == client_msg_id
             if msg.type == pb.MT_CHAT_MSG and mine:
                 print(f"delivered as message {echo.message_id} at {echo.timestamp_ms} ms")
-                return
+                break
+
+        # 4. Log out: the session ends now. (A connection that just closes keeps its session
+        # for a few seconds, so that a client reconnecting takes it over unnoticed.)
+        send(sock, pb.EchoMsg(type=pb.MT_LOGOUT))
+        while (msg := receive(sock)).type != pb.MT_GOODBYE:
+            pass
 
 
 def main(argv: list[str] | None = None) -> int:

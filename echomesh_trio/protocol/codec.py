@@ -220,6 +220,7 @@ _REQUEST_DECODERS: dict[int, Callable[[_Msg], ev.ClientRequest]] = {
     pb.MT_TYPING: _req_typing,
     pb.MT_ROOM_LIST_REQUEST: lambda m: ev.ListRooms(),
     pb.MT_PRESENCE_REQUEST: lambda m: ev.ListPresence(),
+    pb.MT_LOGOUT: lambda m: ev.Logout(),
     pb.MT_VOICE_ACTIVE_ROOM: _req_voice_room,
     pb.MT_VOICE_TRANSPORT: _req_voice_transport,
     pb.MT_VOICE_STATS_REQUEST: lambda m: ev.RequestVoiceStats(),
@@ -279,6 +280,8 @@ def encode_request(request: ev.ClientRequest, request_id: int = 0) -> bytes:
             msg.type = pb.MT_ROOM_LIST_REQUEST
         case ev.ListPresence():
             msg.type = pb.MT_PRESENCE_REQUEST
+        case ev.Logout():
+            msg.type = pb.MT_LOGOUT
         case ev.SetVoiceRoom():
             msg.type = pb.MT_VOICE_ACTIVE_ROOM
             msg.voice_active_room.room_id = request.room_id
@@ -352,6 +355,7 @@ def encode_notice(notice: ev.ServerNotice, request_id: int = 0) -> bytes:
             r.message, r.username = notice.message, notice.username
             r.server_version = notice.server_version
             r.ban_reason, r.ban_expires_ms = notice.ban_reason, notice.ban_expires_ms
+            r.resumed = notice.resumed
         case ev.ErrorReply():
             msg.type = pb.MT_ERROR
             msg.error.code = int(notice.code)
@@ -384,6 +388,11 @@ def encode_notice(notice: ev.ServerNotice, request_id: int = 0) -> bytes:
             msg.room_state.more = notice.more
             for member in notice.members:
                 _member_into(msg.room_state.members.add(), member)
+        case ev.SessionResumed():
+            msg.type = pb.MT_SESSION_RESUMED
+            msg.session_resumed.rooms.extend(notice.rooms)
+            msg.session_resumed.voice_room = notice.voice_room
+            msg.session_resumed.more = notice.more
         case ev.RoomListing():
             msg.type = pb.MT_ROOM_LIST
             msg.room_list.more = notice.more
@@ -496,8 +505,9 @@ def _n_login(m: _Msg) -> ev.ServerNotice:
         r.username,
         r.message,
         r.server_version,
-        r.ban_reason,
-        r.ban_expires_ms,
+        resumed=r.resumed,
+        ban_reason=r.ban_reason,
+        ban_expires_ms=r.ban_expires_ms,
     )
 
 
@@ -605,6 +615,9 @@ _NOTICE_DECODERS: dict[int, Callable[[_Msg], ev.ServerNotice]] = {
         m.room_state.room_id,
         tuple(_member_from(x) for x in m.room_state.members),
         m.room_state.more,
+    ),
+    pb.MT_SESSION_RESUMED: lambda m: ev.SessionResumed(
+        tuple(m.session_resumed.rooms), m.session_resumed.voice_room, m.session_resumed.more
     ),
     pb.MT_ROOM_LIST: lambda m: ev.RoomListing(
         tuple(ev.RoomInfo(r.room_id, r.member_count) for r in m.room_list.rooms),

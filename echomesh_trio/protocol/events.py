@@ -55,6 +55,7 @@ class GoodbyeReason(enum.IntEnum):
     INTERNAL_ERROR = 7
     KICKED = 40
     BANNED = 41
+    LOGGED_OUT = 60  # the answer to Logout
 
 
 class VoiceTransport(enum.IntEnum):
@@ -158,6 +159,12 @@ class SendDirect:
 class SetTyping:
     room_id: str
     active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Logout:
+    """End the session now: its rooms are left (members told) and the user goes offline at
+    once, with no resume grace; the server answers ``Goodbye(LOGGED_OUT)`` and closes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,6 +335,8 @@ class LoginResult:
     username: str = ""
     message: str = ""
     server_version: str = ""
+    resumed: bool = False
+    """This login took over the user's previous session; ``SessionResumed`` follows."""
     ban_reason: str = ""
     """With 403: why the user or its address is banned."""
     ban_expires_ms: int = 0
@@ -398,6 +407,16 @@ class RoomSnapshot:
     room_id: str
     members: tuple[Member, ...]
     more: bool = False  # more members follow in the next RoomSnapshot
+
+
+@dataclass(frozen=True, slots=True)
+class SessionResumed:
+    """After a ``LoginResult`` with ``resumed``: the rooms (in join order) and the active
+    voice room ("" for none) the new session took over from the one it replaced."""
+
+    rooms: tuple[str, ...]
+    voice_room: str = ""
+    more: bool = False  # more rooms follow in the next SessionResumed
 
 
 @dataclass(frozen=True, slots=True)
@@ -566,6 +585,7 @@ ClientRequest = (
     | SetTyping
     | ListRooms
     | ListPresence
+    | Logout
     | SetVoiceRoom
     | ChooseVoiceTransport
     | RequestVoiceStats
@@ -596,6 +616,7 @@ ServerNotice = (
     | MemberLeft
     | RoomDeleted
     | RoomSnapshot
+    | SessionResumed
     | RoomListing
     | HistoryBatch
     | TypingNotice

@@ -43,6 +43,8 @@ class MsgType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     MT_MOD_ACTION: _ClassVar[MsgType]
     MT_MOD_RESULT: _ClassVar[MsgType]
     MT_MODERATED: _ClassVar[MsgType]
+    MT_SESSION_RESUMED: _ClassVar[MsgType]
+    MT_LOGOUT: _ClassVar[MsgType]
 
 class RoomActionType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -87,6 +89,7 @@ class GoodbyeReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     GB_INTERNAL_ERROR: _ClassVar[GoodbyeReason]
     GB_KICKED: _ClassVar[GoodbyeReason]
     GB_BANNED: _ClassVar[GoodbyeReason]
+    GB_LOGGED_OUT: _ClassVar[GoodbyeReason]
 
 class CallPhase(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -162,6 +165,8 @@ MT_CALL_HANGUP: MsgType
 MT_MOD_ACTION: MsgType
 MT_MOD_RESULT: MsgType
 MT_MODERATED: MsgType
+MT_SESSION_RESUMED: MsgType
+MT_LOGOUT: MsgType
 RA_UNKNOWN: RoomActionType
 RA_CREATE: RoomActionType
 RA_JOIN: RoomActionType
@@ -197,6 +202,7 @@ GB_SERVER_FULL: GoodbyeReason
 GB_INTERNAL_ERROR: GoodbyeReason
 GB_KICKED: GoodbyeReason
 GB_BANNED: GoodbyeReason
+GB_LOGGED_OUT: GoodbyeReason
 CP_UNKNOWN: CallPhase
 CP_RINGING: CallPhase
 CP_CONNECTED: CallPhase
@@ -235,7 +241,7 @@ class LoginRequest(_message.Message):
     def __init__(self, username: _Optional[str] = ..., password: _Optional[str] = ..., client_name: _Optional[str] = ...) -> None: ...
 
 class LoginResponse(_message.Message):
-    __slots__ = ("status_code", "user_id", "message", "username", "server_version", "ban_reason", "ban_expires_ms")
+    __slots__ = ("status_code", "user_id", "message", "username", "server_version", "ban_reason", "ban_expires_ms", "resumed")
     STATUS_CODE_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
@@ -243,6 +249,7 @@ class LoginResponse(_message.Message):
     SERVER_VERSION_FIELD_NUMBER: _ClassVar[int]
     BAN_REASON_FIELD_NUMBER: _ClassVar[int]
     BAN_EXPIRES_MS_FIELD_NUMBER: _ClassVar[int]
+    RESUMED_FIELD_NUMBER: _ClassVar[int]
     status_code: int
     user_id: int
     message: str
@@ -250,7 +257,18 @@ class LoginResponse(_message.Message):
     server_version: str
     ban_reason: str
     ban_expires_ms: int
-    def __init__(self, status_code: _Optional[int] = ..., user_id: _Optional[int] = ..., message: _Optional[str] = ..., username: _Optional[str] = ..., server_version: _Optional[str] = ..., ban_reason: _Optional[str] = ..., ban_expires_ms: _Optional[int] = ...) -> None: ...
+    resumed: bool
+    def __init__(self, status_code: _Optional[int] = ..., user_id: _Optional[int] = ..., message: _Optional[str] = ..., username: _Optional[str] = ..., server_version: _Optional[str] = ..., ban_reason: _Optional[str] = ..., ban_expires_ms: _Optional[int] = ..., resumed: _Optional[bool] = ...) -> None: ...
+
+class SessionResumed(_message.Message):
+    __slots__ = ("rooms", "voice_room", "more")
+    ROOMS_FIELD_NUMBER: _ClassVar[int]
+    VOICE_ROOM_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
+    rooms: _containers.RepeatedScalarFieldContainer[str]
+    voice_room: str
+    more: bool
+    def __init__(self, rooms: _Optional[_Iterable[str]] = ..., voice_room: _Optional[str] = ..., more: _Optional[bool] = ...) -> None: ...
 
 class ChatMsg(_message.Message):
     __slots__ = ("user_id", "room_id", "content", "message_id", "timestamp_ms", "client_msg_id", "username")
@@ -586,7 +604,7 @@ class Moderated(_message.Message):
     def __init__(self, kind: _Optional[_Union[ModActionKind, str]] = ..., room_id: _Optional[str] = ..., by: _Optional[_Union[Member, _Mapping]] = ..., reason: _Optional[str] = ..., expires_ms: _Optional[int] = ...) -> None: ...
 
 class EchoMsg(_message.Message):
-    __slots__ = ("type", "request_id", "login_request", "login_response", "chat_msg", "room_action", "error", "room_event", "room_list", "history", "direct_msg", "typing", "presence_list", "presence_event", "ping", "goodbye", "room_state", "voice_setup", "voice_active_room", "voice_tunnel", "voice_stats", "voice_transport", "voice_loss_report", "voice_loss_feedback", "call_request", "call_state", "call_answer", "call_hangup", "mod_action", "mod_result", "moderated")
+    __slots__ = ("type", "request_id", "login_request", "login_response", "chat_msg", "room_action", "error", "room_event", "room_list", "history", "direct_msg", "typing", "presence_list", "presence_event", "ping", "goodbye", "room_state", "voice_setup", "voice_active_room", "voice_tunnel", "voice_stats", "voice_transport", "voice_loss_report", "voice_loss_feedback", "call_request", "call_state", "call_answer", "call_hangup", "mod_action", "mod_result", "moderated", "session_resumed")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     LOGIN_REQUEST_FIELD_NUMBER: _ClassVar[int]
@@ -618,6 +636,7 @@ class EchoMsg(_message.Message):
     MOD_ACTION_FIELD_NUMBER: _ClassVar[int]
     MOD_RESULT_FIELD_NUMBER: _ClassVar[int]
     MODERATED_FIELD_NUMBER: _ClassVar[int]
+    SESSION_RESUMED_FIELD_NUMBER: _ClassVar[int]
     type: MsgType
     request_id: int
     login_request: LoginRequest
@@ -649,4 +668,5 @@ class EchoMsg(_message.Message):
     mod_action: ModAction
     mod_result: ModResult
     moderated: Moderated
-    def __init__(self, type: _Optional[_Union[MsgType, str]] = ..., request_id: _Optional[int] = ..., login_request: _Optional[_Union[LoginRequest, _Mapping]] = ..., login_response: _Optional[_Union[LoginResponse, _Mapping]] = ..., chat_msg: _Optional[_Union[ChatMsg, _Mapping]] = ..., room_action: _Optional[_Union[RoomAction, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., room_event: _Optional[_Union[RoomEvent, _Mapping]] = ..., room_list: _Optional[_Union[RoomList, _Mapping]] = ..., history: _Optional[_Union[History, _Mapping]] = ..., direct_msg: _Optional[_Union[DirectMsg, _Mapping]] = ..., typing: _Optional[_Union[Typing, _Mapping]] = ..., presence_list: _Optional[_Union[PresenceList, _Mapping]] = ..., presence_event: _Optional[_Union[PresenceEvent, _Mapping]] = ..., ping: _Optional[_Union[Ping, _Mapping]] = ..., goodbye: _Optional[_Union[Goodbye, _Mapping]] = ..., room_state: _Optional[_Union[RoomState, _Mapping]] = ..., voice_setup: _Optional[_Union[VoiceSetup, _Mapping]] = ..., voice_active_room: _Optional[_Union[VoiceActiveRoom, _Mapping]] = ..., voice_tunnel: _Optional[_Union[VoiceTunnel, _Mapping]] = ..., voice_stats: _Optional[_Union[VoiceStats, _Mapping]] = ..., voice_transport: _Optional[_Union[VoiceTransportChoice, _Mapping]] = ..., voice_loss_report: _Optional[_Union[VoiceLossReport, _Mapping]] = ..., voice_loss_feedback: _Optional[_Union[VoiceLossFeedback, _Mapping]] = ..., call_request: _Optional[_Union[CallRequest, _Mapping]] = ..., call_state: _Optional[_Union[CallState, _Mapping]] = ..., call_answer: _Optional[_Union[CallAnswer, _Mapping]] = ..., call_hangup: _Optional[_Union[CallHangup, _Mapping]] = ..., mod_action: _Optional[_Union[ModAction, _Mapping]] = ..., mod_result: _Optional[_Union[ModResult, _Mapping]] = ..., moderated: _Optional[_Union[Moderated, _Mapping]] = ...) -> None: ...
+    session_resumed: SessionResumed
+    def __init__(self, type: _Optional[_Union[MsgType, str]] = ..., request_id: _Optional[int] = ..., login_request: _Optional[_Union[LoginRequest, _Mapping]] = ..., login_response: _Optional[_Union[LoginResponse, _Mapping]] = ..., chat_msg: _Optional[_Union[ChatMsg, _Mapping]] = ..., room_action: _Optional[_Union[RoomAction, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., room_event: _Optional[_Union[RoomEvent, _Mapping]] = ..., room_list: _Optional[_Union[RoomList, _Mapping]] = ..., history: _Optional[_Union[History, _Mapping]] = ..., direct_msg: _Optional[_Union[DirectMsg, _Mapping]] = ..., typing: _Optional[_Union[Typing, _Mapping]] = ..., presence_list: _Optional[_Union[PresenceList, _Mapping]] = ..., presence_event: _Optional[_Union[PresenceEvent, _Mapping]] = ..., ping: _Optional[_Union[Ping, _Mapping]] = ..., goodbye: _Optional[_Union[Goodbye, _Mapping]] = ..., room_state: _Optional[_Union[RoomState, _Mapping]] = ..., voice_setup: _Optional[_Union[VoiceSetup, _Mapping]] = ..., voice_active_room: _Optional[_Union[VoiceActiveRoom, _Mapping]] = ..., voice_tunnel: _Optional[_Union[VoiceTunnel, _Mapping]] = ..., voice_stats: _Optional[_Union[VoiceStats, _Mapping]] = ..., voice_transport: _Optional[_Union[VoiceTransportChoice, _Mapping]] = ..., voice_loss_report: _Optional[_Union[VoiceLossReport, _Mapping]] = ..., voice_loss_feedback: _Optional[_Union[VoiceLossFeedback, _Mapping]] = ..., call_request: _Optional[_Union[CallRequest, _Mapping]] = ..., call_state: _Optional[_Union[CallState, _Mapping]] = ..., call_answer: _Optional[_Union[CallAnswer, _Mapping]] = ..., call_hangup: _Optional[_Union[CallHangup, _Mapping]] = ..., mod_action: _Optional[_Union[ModAction, _Mapping]] = ..., mod_result: _Optional[_Union[ModResult, _Mapping]] = ..., moderated: _Optional[_Union[Moderated, _Mapping]] = ..., session_resumed: _Optional[_Union[SessionResumed, _Mapping]] = ...) -> None: ...

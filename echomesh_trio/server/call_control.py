@@ -5,6 +5,10 @@ moves their voice into the call's private relay room and back (``ControlService.
 route_voice``), sleeps until each ringing call's deadline on Trio's clock, and writes a
 record of every ended call to the database. The requests themselves are handled in
 ``features/calls.py``.
+
+Parties are users, not sessions: a login that takes a session over (a reconnect) takes
+its call over too, and is told the call's state (``session_resumed``). A call ends when a
+party's session ends (``session_ended``: after the resume grace, a logout, a kick, a ban).
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ class CallControl:
     def __init__(self, svc: ControlService, ring_timeout: float) -> None:
         self.book = CallBook(ring_timeout)
         self._svc = svc
-        self._parties: dict[int, tuple[Session[Connection], Session[Connection]]] = {}
+        self._members: dict[int, tuple[ev.Member, ev.Member]] = {}  # caller, callee
         self._requested_ms: dict[int, int] = {}
         self._answered_ms: dict[int, int] = {}
         self._writing = 0
@@ -59,7 +63,7 @@ class CallControl:
         """Ringing and connected calls, JSON-ready with the HTTP API's camelCase names."""
         out: list[dict[str, object]] = []
         for call in self.book.active():
-            caller, callee = self._parties[call.call_id]
+            caller, callee = self._members[call.call_id]
             out.append(
                 {
                     "callId": call.call_id,
@@ -85,52 +89,45 @@ class CallControl:
     ) -> Call:
         """``caller`` calls ``callee`` (both online). Raises ``CallRefused``."""
         call = self.book.request(caller.user_id, callee.user_id, trio.current_time())
-        self._parties[call.call_id] = (caller, callee)
+        self._members[call.call_id] = (caller.member(), callee.member())
         self._requested_ms[call.call_id] = self._svc.now_ms()
         if call.phase is CallPhase.ENDED:  # busy: it never rang
-            self._ended(call, caller, request_id)
+            self._ended(call, caller.user_id, request_id)
             return call
         log.info("call %d: %s calls %s", call.call_id, caller.username, callee.username)
-        ringing = ev.CallRinging(
-            call.call_id, caller.member(), callee.member(), self._requested_ms[call.call_id]
-        )
-        caller.peer.send_nowait(ringing, request_id)
-        callee.peer.send_nowait(ringing)
+        self._tell(call, self._state(call), caller.user_id, request_id)
         self._svc.background.start_soon(self._ring_timer, self.book.deadline(call))
         return call
 
     def accept(self, session: Session[Connection], call_id: int, request_id: int) -> None:
         call = self.book.accept(session.user_id, call_id, trio.current_time())
         self._answered_ms[call_id] = self._svc.now_ms()
-        caller, callee = self._parties[call_id]
-        for party in (caller, callee):
-            self._svc.route_voice(party)
+        self._route(call)
+        caller, callee = self._members[call_id]
         log.info("call %d: %s answered %s", call_id, callee.username, caller.username)
-        connected = ev.CallConnected(
-            call_id,
-            caller.member(),
-            callee.member(),
-            self._requested_ms[call_id],
-            self._answered_ms[call_id],
-        )
-        self._tell(call, connected, session, request_id)
+        self._tell(call, self._state(call), session.user_id, request_id)
 
     def reject(self, session: Session[Connection], call_id: int, request_id: int) -> None:
-        self._ended(
-            self.book.reject(session.user_id, call_id, trio.current_time()), session, request_id
-        )
+        call = self.book.reject(session.user_id, call_id, trio.current_time())
+        self._ended(call, session.user_id, request_id)
 
     def hang_up(self, session: Session[Connection], call_id: int, request_id: int) -> None:
-        self._ended(
-            self.book.hang_up(session.user_id, call_id, trio.current_time()), session, request_id
-        )
+        call = self.book.hang_up(session.user_id, call_id, trio.current_time())
+        self._ended(call, session.user_id, request_id)
+
+    def session_resumed(self, session: Session[Connection], request_id: int) -> None:
+        """A new connection took the user's session over: tell it the call it is in."""
+        call = self.book.call_of(session.user_id)
+        if call is not None:
+            session.peer.send_nowait(self._state(call), request_id)
 
     def session_ended(self, session: Session[Connection]) -> None:
-        """The session is going (disconnect, replaced, kicked, banned): so is its call.
-        Called before the session leaves the relay."""
-        call = self.book.call_of(session.user_id)
-        if call is not None and session in self._parties[call.call_id]:
-            self.book.disconnect(session.user_id, trio.current_time())
+        """The user's session is going (called before it leaves the relay): so does its
+        call, and the other party is told."""
+        if self._svc.registry.current(session.user_id) is not session:
+            return
+        call = self.book.disconnect(session.user_id, trio.current_time())
+        if call is not None:
             self._ended(call)
 
     def end_all(self, reason: ev.CallEndReason = ev.CallEndReason.SHUTDOWN) -> None:
@@ -144,31 +141,42 @@ class CallControl:
         for call in self.book.expire(trio.current_time()):
             self._ended(call)
 
+    def _state(self, call: Call) -> ev.CallRinging | ev.CallConnected:
+        caller, callee = self._members[call.call_id]
+        requested = self._requested_ms[call.call_id]
+        if call.phase is CallPhase.RINGING:
+            return ev.CallRinging(call.call_id, caller, callee, requested)
+        return ev.CallConnected(
+            call.call_id, caller, callee, requested, self._answered_ms[call.call_id]
+        )
+
+    def _route(self, call: Call) -> None:
+        """Point both parties' voice where it goes now (the call, or back to its room)."""
+        for user in (call.caller, call.callee):
+            session = self._svc.registry.current(user)
+            if session is not None:
+                self._svc.route_voice(session)
+
     def _tell(
-        self,
-        call: Call,
-        notice: ev.ServerNotice,
-        actor: Session[Connection] | None = None,
-        request_id: int = 0,
+        self, call: Call, notice: ev.ServerNotice, actor: int = 0, request_id: int = 0
     ) -> None:
         """Both parties get ``notice``; the one whose request caused it, as the reply."""
-        for party in self._parties[call.call_id]:
-            party.peer.send_nowait(notice, request_id if party is actor else 0)
+        for user in (call.caller, call.callee):
+            session = self._svc.registry.current(user)
+            if session is not None:
+                session.peer.send_nowait(notice, request_id if user == actor else 0)
 
-    def _ended(
-        self, call: Call, actor: Session[Connection] | None = None, request_id: int = 0
-    ) -> None:
+    def _ended(self, call: Call, actor: int = 0, request_id: int = 0) -> None:
         assert call.end_reason is not None
-        caller, callee = self._parties.pop(call.call_id)
+        caller, callee = self._members.pop(call.call_id)
         requested_ms = self._requested_ms.pop(call.call_id)
         answered_ms = self._answered_ms.pop(call.call_id, None)
         duration_ms = round(call.duration * 1000)
-        for party in (caller, callee):
-            self._svc.route_voice(party)  # back to its active room
+        self._route(call)  # back to each party's active room
         ended = ev.CallEnded(
             call.call_id,
-            caller.member(),
-            callee.member(),
+            caller,
+            callee,
             call.end_reason,
             requested_ms,
             answered_ms or 0,
@@ -176,10 +184,11 @@ class CallControl:
         )
         reason = call.end_reason.name.lower()
         if call.end_reason is ev.CallEndReason.BUSY:
-            caller.peer.send_nowait(ended, request_id)  # the callee never heard it ring
+            session = self._svc.registry.current(caller.user_id)
+            if session is not None:  # the callee never heard it ring
+                session.peer.send_nowait(ended, request_id)
         else:
-            for party in (caller, callee):
-                party.peer.send_nowait(ended, request_id if party is actor else 0)
+            self._tell(call, ended, actor, request_id)
         log.info(
             "call %d: %s -> %s ended (%s) after %.1f s connected",
             call.call_id,

@@ -27,6 +27,7 @@ from echomesh_trio.protocol import events as ev
 from echomesh_trio.protocol.codec import decode_request, notice_frame
 from echomesh_trio.protocol.errors import ProtocolError
 from echomesh_trio.protocol.framing import FrameDecoder
+from echomesh_trio.server.metrics import Traffic
 from echomesh_trio.server.tls import TlsError, TlsSession
 
 log = logging.getLogger("echomesh.server")
@@ -64,6 +65,7 @@ class Connection:
         "frames_written",
         "stream",
         "tls",
+        "traffic",
         "user",
     )
 
@@ -73,10 +75,13 @@ class Connection:
         address: str,
         queue_size: int,
         tls: TlsSession | None = None,
+        traffic: Traffic | None = None,
     ) -> None:
         """``tls``: a session whose handshake is done; frames are then encrypted as they
-        are sent (see echomesh_trio/server/tls.py) and otherwise handled alike."""
+        are sent (see echomesh_trio/server/tls.py) and otherwise handled alike.
+        ``traffic``: the server's byte and slow-reader counters (metrics.py)."""
         self.stream = stream
+        self.traffic = traffic if traffic is not None else Traffic()
         self.tls = tls
         self._peer_closed = False
         self.address = address
@@ -143,6 +148,7 @@ class Connection:
                 sent = os.write(self._direct_fd, frame)
             except OSError:  # BlockingIOError, or a failing connection the reader will see
                 sent = 0
+            self.traffic.bytes_sent += sent
             if sent == len(frame):
                 self._written(1)
                 return
@@ -152,6 +158,7 @@ class Connection:
             queue = self._queue = deque()
         if len(queue) >= self._queue_limit:
             self.frames_queued -= 1
+            self.traffic.slow_reader_drops += 1
             self.abort("slow reader: outgoing queue full")
             return
         queue.append(frame)
@@ -170,6 +177,7 @@ class Connection:
                 size += len(queue[0])
                 batch.append(queue.popleft())
             await self.stream.send_all(b"".join(batch) if len(batch) > 1 else batch[0])
+            self.traffic.bytes_sent += size
             self._written(len(batch))
         self._writing = False
         if self.close_reason is not None:
@@ -301,7 +309,9 @@ class Connection:
     async def _receive(self) -> bytes:
         """The next bytes of the client's stream (decrypted with TLS); b"" at its end."""
         if self.tls is None:
-            return await self.stream.receive_some(RECEIVE_SIZE)
+            data = await self.stream.receive_some(RECEIVE_SIZE)
+            self.traffic.bytes_received += len(data)
+            return data
         # Start with what TLS already holds: a client may send its first request in the
         # same segment as the end of the handshake.
         data = b""
@@ -317,6 +327,7 @@ class Connection:
             if self._peer_closed:
                 break
             data = await self.stream.receive_some(RECEIVE_SIZE)
+            self.traffic.bytes_received += len(data)
             if not data:
                 break
         return b""

@@ -25,6 +25,7 @@ from echomesh_trio.server.call_control import CallControl
 from echomesh_trio.server.config import Settings
 from echomesh_trio.server.connection import Connection
 from echomesh_trio.server.limits import BudgetPolicy, LoginThrottle, UserBudgets
+from echomesh_trio.server.metrics import ServerMetrics
 from echomesh_trio.server.names import canonical
 from echomesh_trio.server.request import Request
 from echomesh_trio.server.state import Registry, Session
@@ -42,6 +43,7 @@ class VoiceControl(Protocol):
         self, host: str, port: int = 0, *, task_status: trio.TaskStatus[Any] = ...
     ) -> None: ...
     def register(self, user_id: int) -> ev.VoiceSetupInfo: ...
+    def rekey(self, source_id: int) -> ev.VoiceSetupInfo: ...
     def unregister(self, source_id: int) -> None: ...
     def set_active_room(self, source_id: int, room_id: str | None) -> None: ...
     def set_muted(self, source_id: int, muted: bool) -> None: ...
@@ -61,8 +63,10 @@ class ControlService:
         store: Store,
         room_names: Iterable[str],
         voice: VoiceControl | None = None,
+        metrics: ServerMetrics | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics if metrics is not None else ServerMetrics()
         self.store = store
         self.registry: Registry[Connection] = Registry(room_names)
         self.voice = voice

@@ -60,13 +60,19 @@ class Registry(Generic[P]):
         return self.sessions.get(user_id)
 
     def add_session(self, session: Session[P]) -> Session[P] | None:
-        """Make ``session`` the user's only session; return the one it replaces, if any.
+        """Make ``session`` (new, in no room) the user's only session; return the one it
+        replaces, if any.
 
-        The replaced session is removed from every room first, as if it had disconnected.
+        The new session takes the replaced one's place: in each of its rooms (in the same
+        order) the member is now the new session, so the other members see no change, and
+        it has the same voice room. The replaced session is left in no room.
         """
         old = self.sessions.get(session.user_id)
         if old is not None:
-            self.remove_session(old)
+            for room in old.rooms:
+                self.rooms[room][session.user_id] = session
+            session.rooms, old.rooms = old.rooms, []
+            session.voice_room, old.voice_room = old.voice_room, None
         self.sessions[session.user_id] = session
         return old
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import enum
 import logging
+import os
 import sqlite3
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -209,7 +211,10 @@ class Database:
     """Synchronous data access. Not thread-safe: ``Store`` serialises calls."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create {path.parent}: {exc.strerror or exc}") from None
         try:
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -218,7 +223,13 @@ class Database:
             self._db.execute("PRAGMA foreign_keys=ON")
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             if version > _SCHEMA_VERSION:
-                raise StoreError(f"{path} was written by a newer EchoMesh (schema {version})")
+                self._db.close()
+                raise StoreError(
+                    f"{path} has schema {version}, written by a newer EchoMesh (this one reads"
+                    f" up to {_SCHEMA_VERSION}): upgrade echomesh, or start from a backup"
+                    " made by this version"
+                )
+            first = version
             if version == 0:
                 # executescript runs its statements in one go; CREATE ... IF NOT EXISTS
                 # keeps a retry after an interrupted first start harmless.
@@ -229,8 +240,16 @@ class Database:
                 version = 2
             if version == 2:
                 self._migrate_to_3()
+            if first == 0:
+                log.info("created database %s (schema %d)", path, _SCHEMA_VERSION)
+            elif first < _SCHEMA_VERSION:
+                log.info("migrated database %s from schema %d to %d", path, first, _SCHEMA_VERSION)
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"cannot open database {path}: {exc}") from None
+            raise StoreError(
+                f"cannot open database {path}: {exc}; restore a backup or move the file away"
+            ) from None
+        except OSError as exc:
+            raise StoreError(f"cannot open database {path}: {exc.strerror or exc}") from None
 
     def _migrate_to_2(self) -> None:
         """Add canonical names and skeletons, in one transaction (an interrupted start
@@ -268,13 +287,10 @@ class Database:
     def _migrate_to_3(self) -> None:
         """Add the calls, bans and room_owners tables, in one transaction."""
         with self._transaction():
-            fresh = self._db.execute("SELECT count(*) FROM users").fetchone()[0] == 0
             for statement in _SCHEMA_V3.split(";"):
                 if statement.strip():
                     self._db.execute(statement)
             self._db.execute("PRAGMA user_version=3")
-        if not fresh:
-            log.info("database migrated to schema 3 (calls, bans, room owners)")
 
     def _transaction(self) -> sqlite3.Connection:
         # With isolation_level=None, the connection as a context manager commits or
@@ -340,6 +356,18 @@ class Database:
                 raise UserExists("username is taken", username) from None
         assert cur.lastrowid is not None
         return UserRecord(cur.lastrowid, username, password_hash, form)
+
+    def list_users(self) -> list[tuple[int, str, int]]:
+        """Every user as (id, name, created_ms), oldest first."""
+        rows = self._db.execute("SELECT id, username, created_ms FROM users ORDER BY id")
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    def delete_user(self, user_id: int) -> None:
+        """Forget a user: the account and its undelivered direct messages. Chat messages
+        it wrote stay in their rooms under its name (they are the room's history)."""
+        with self._transaction():
+            self._db.execute("DELETE FROM direct WHERE to_id = ? AND delivered = 0", (user_id,))
+            self._db.execute("DELETE FROM users WHERE id = ?", (user_id,))
 
     def set_password(self, user_id: int, password_hash: str) -> None:
         with self._transaction():
@@ -610,6 +638,43 @@ class Database:
             )
 
 
+def backup_database(source: Path, target: Path) -> dict[str, int]:
+    """Copy the database ``source``, as of one moment, to the new file ``target``; return
+    the copy's rows per table.
+
+    SQLite's online backup: consistent while a server writes, and it includes what is
+    still in the WAL (a plain ``cp`` of a live database misses that). The copy is private
+    (0600), checked, and in rollback-journal mode, so that it is one self-contained file.
+    The source is neither migrated nor changed. StoreError names what went wrong.
+    """
+    if not source.is_file():
+        raise StoreError(f"no database at {source}: is --data-dir right?")
+    try:
+        os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        raise StoreError(f"{target} exists: back up to a new file name") from None
+    except OSError as exc:
+        raise StoreError(f"cannot create {target}: {exc.strerror or exc}") from None
+    try:
+        src = sqlite3.connect(source)
+        copy = sqlite3.connect(target)
+        try:
+            src.backup(copy)
+            copy.execute("PRAGMA journal_mode=DELETE")
+            if copy.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+                raise StoreError(f"the copy in {target} fails SQLite's quick_check")
+            return {
+                table: copy.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                for table in ("users", "rooms", "chat", "direct")
+            }
+        finally:
+            copy.close()
+            src.close()
+    except sqlite3.DatabaseError as exc:
+        target.unlink(missing_ok=True)
+        raise StoreError(f"cannot back up {source}: {exc}") from None
+
+
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -620,6 +685,8 @@ class Store:
     def __init__(self, database: Database) -> None:
         self.db = database
         self._limiter = trio.CapacityLimiter(1)
+        self.observe: Callable[[str, float], None] | None = None
+        """Called with the operation's name and its seconds after each call (metrics)."""
 
     @classmethod
     def open(cls, path: Path) -> Store:
@@ -634,9 +701,14 @@ class Store:
         # its thread behind the caller's back, so the limiter is not released early and
         # ``close`` (also run through here, at shutdown) cannot close the connection
         # under a call still using it.
-        return await trio.to_thread.run_sync(
-            lambda: fn(*args, **kwargs), abandon_on_cancel=False, limiter=self._limiter
-        )
+        start = time.perf_counter()
+        try:
+            return await trio.to_thread.run_sync(
+                lambda: fn(*args, **kwargs), abandon_on_cancel=False, limiter=self._limiter
+            )
+        finally:
+            if self.observe is not None:
+                self.observe(getattr(fn, "__name__", "other"), time.perf_counter() - start)
 
     def close(self) -> None:
         self.db.close()

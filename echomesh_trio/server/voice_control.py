@@ -15,6 +15,7 @@ from typing import Any
 import trio
 
 from echomesh_trio.protocol import events as ev
+from echomesh_trio.server.metrics import LatencyHistogram, ServerMetrics
 from echomesh_trio.server.voice_udp import serve_udp
 from echomesh_trio.voice.relay import VoiceRelay
 
@@ -24,6 +25,12 @@ class RelayControl:
 
     def __init__(self, relay: VoiceRelay | None = None) -> None:
         self.relay = relay if relay is not None else VoiceRelay()
+        self.latency = LatencyHistogram()
+
+    def attach_metrics(self, metrics: ServerMetrics) -> None:
+        """Report the relay's counters and latency in ``metrics`` (the server calls this)."""
+        metrics.relay = self.relay
+        self.latency = metrics.relay_latency
 
     async def serve_udp(
         self,
@@ -32,10 +39,13 @@ class RelayControl:
         *,
         task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        await serve_udp(self.relay, host, port, task_status=task_status)
+        await serve_udp(self.relay, host, port, latency=self.latency, task_status=task_status)
 
     def register(self, user_id: int) -> ev.VoiceSetupInfo:
         return self.relay.register()
+
+    def rekey(self, source_id: int) -> ev.VoiceSetupInfo:
+        return self.relay.rekey(source_id)
 
     def unregister(self, source_id: int) -> None:
         self.relay.unregister(source_id)

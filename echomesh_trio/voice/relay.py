@@ -96,6 +96,10 @@ class RelayStatistics:
     socket_drops: int | None = None
     """Dropped by the kernel before the relay saw them (receive buffer full); None if the
     platform does not say (only Linux's /proc/net/udp does) or no socket was ever attached."""
+    bytes_in: int = 0
+    """Bytes of every datagram read, valid or not."""
+    bytes_out: int = 0
+    """Bytes of every datagram sent (voice copies, pings and pongs)."""
 
     @property
     def dropped_total(self) -> int:
@@ -168,6 +172,8 @@ class VoiceRelay:
         self._members: dict[int, _Member] = {}
         self._rooms: dict[str, set[int]] = {}
         self._received = 0
+        self._bytes_in = 0
+        self._bytes_out = 0
         self._packets_in = 0
         self._packets_out = 0
         self._dropped = dict.fromkeys(_REASONS, 0)
@@ -203,6 +209,21 @@ class VoiceRelay:
         source_id = 0
         while source_id == 0 or source_id in self._members:
             source_id = secrets.randbits(32)
+        return self._new_member(source_id)
+
+    def rekey(self, source_id: int) -> ev.VoiceSetupInfo:
+        """The same voice session for a new connection (a login that resumed the user's
+        session): the same source id and active room, fresh keys. The old address, tunnel,
+        replay window and counters go with the old keys, so nothing more is sent to the old
+        client and nothing it seals is accepted. Listeners keep the source id they know."""
+        room = self._members[source_id].room  # KeyError: our own misuse
+        setup = self._new_member(source_id)
+        self._members[source_id].room = room
+        if room is not None:
+            self._rebuild(room)  # fan-out tuples held the old member object
+        return setup
+
+    def _new_member(self, source_id: int) -> ev.VoiceSetupInfo:
         client_key, server_key = new_key(self.cipher), new_key(self.cipher)
         self._members[source_id] = _Member(
             source_id,
@@ -283,6 +304,8 @@ class VoiceRelay:
             socket_drops=(
                 self._socket_drops_at_detach if self._socket_drops is None else self._socket_drops()
             ),
+            bytes_in=self._bytes_in,
+            bytes_out=self._bytes_out,
         )
 
     def _rebuild(self, room_id: str) -> None:
@@ -306,6 +329,7 @@ class VoiceRelay:
         if claimed != source_id:
             # Unreadable, or claims another source: it cannot authenticate as that one.
             self._received += 1
+            self._bytes_in += len(datagram)
             self._drop(m, DropReason.AUTH_FAILED if claimed else DropReason.MALFORMED)
             return
         self.receive_datagram(datagram, None, now_ns)
@@ -317,6 +341,7 @@ class VoiceRelay:
         50,000 times a second (docs/VOICE.md, "Hot path").
         """
         self._received += 1
+        self._bytes_in += len(data)
         try:
             _vf, kind, source_id, _seq, _ts, counter = parse_untrusted_header(data)
         except InvalidDatagram as e:
@@ -386,7 +411,9 @@ class VoiceRelay:
                     continue
                 r.packets_out += 1
                 sent += 1
-            self._packets_out += sent
+            if sent:
+                self._packets_out += sent
+                self._bytes_out += sent * len(out)  # every copy has the same length
         elif kind == 4 or kind == 2:  # Kind.PING, Kind.HELLO: answer on the path it came by
             if len(plaintext) != PROBE.size:
                 self._drop(m, DropReason.MALFORMED)
@@ -424,6 +451,7 @@ class VoiceRelay:
                 return
         m.packets_out += 1
         self._packets_out += 1
+        self._bytes_out += len(out)
 
     def ping_members(self, now_ns: int) -> None:
         """Send every member a ping over its current path (the server's half of RTT)."""

@@ -60,6 +60,7 @@ REQUESTS: list[ev.ClientRequest] = [
     ev.Unban("bob"),
     ev.GrantOwner("lobby", "bob"),
     ev.RevokeOwner("lobby", "bob"),
+    ev.Logout(),
     ev.Ping(99, 1234),
     ev.Pong(99, 1234),
     ev.VoiceDatagram(b"\x00\x01binary"),
@@ -70,6 +71,9 @@ CHAT = ev.ChatMessage(10, "lobby", 3, "carol", "hi", 1_700_000_000_000, "c-1")
 NOTICES: list[ev.ServerNotice] = [
     ev.LoginResult(200, 3, "carol", "welcome", "echomesh 0.1.0"),
     ev.LoginResult(403, message="banned", ban_reason="abuse", ban_expires_ms=1_700_000_000_000),
+    ev.LoginResult(200, 3, "carol", "welcome back", "echomesh 0.2.0", resumed=True),
+    ev.SessionResumed(("lobby", "dev"), "lobby", True),
+    ev.SessionResumed(()),
     ev.ErrorReply(ev.ErrorCode.RATE_LIMITED, "slow down", 0.5),
     CHAT,
     ev.DirectMessage(11, 3, "carol", 4, "psst", 1, "x", True, "dan"),

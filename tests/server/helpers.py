@@ -18,7 +18,19 @@ N = TypeVar("N")
 
 
 def make_settings(data_dir: Path, **changes: Any) -> Settings:
-    base = Settings(port=0, data_dir=data_dir, plaintext=True, password_cost=10, log_level="debug")
+    """Settings for a test server. ``resume_grace`` is 0 unless a test sets it: a lost
+    connection's session ends at once, so tests of disconnects need not wait for it. No
+    admin HTTP unless a test asks for it (admin=True, admin_port=0)."""
+    base = Settings(
+        port=0,
+        data_dir=data_dir,
+        plaintext=True,
+        password_cost=10,
+        log_level="debug",
+        resume_grace=0.0,
+        admin=False,
+        admin_port=0,
+    )
     return dataclasses.replace(base, **changes)
 
 

@@ -206,16 +206,31 @@ async def test_kicking_a_party_off_the_server_ends_its_call(
     assert [n.reason for n in seen if isinstance(n, ev.CallEnded)] == [R.DISCONNECTED]
 
 
-async def test_a_replaced_session_ends_its_ringing_call(
-    nursery: trio.Nursery, tmp_path: Path
-) -> None:
+async def test_a_session_taken_over_keeps_its_call(nursery: trio.Nursery, tmp_path: Path) -> None:
+    """A login that takes the session over (a reconnect) takes the call over too."""
     _, info = await _serve(nursery, tmp_path)
     ann, ben = await _talker(info, "ann"), await _talker(info, "ben")
-    await _ring(ann, ben)
-    again = await login(info, "ben", "pw")  # ben logs in elsewhere
+    call_id = await _ring(ann, ben)
+    again = await _talker(info, "ben")  # ben again, from a new connection
+    assert (await again.conn.receive_matching(ev.CallRinging)).call_id == call_id
+    await again.conn.send(ev.AcceptCall(call_id), 4)
+    await again.conn.receive_matching(ev.CallConnected, request_id=4)
+    assert (await ann.conn.receive_matching(ev.CallConnected)).call_id == call_id
+    await ann.say_udp(b"to ben's new connection")
+    assert (await again.hear_udp()).frame == b"to ben's new connection"
+
+
+async def test_a_lost_connection_ends_the_call_when_the_resume_grace_is_over(
+    nursery: trio.Nursery, tmp_path: Path, mock_clock: trio.testing.MockClock
+) -> None:
+    server, info = await _serve(nursery, tmp_path, resume_grace=5.0)
+    ann, ben = await _talker(info, "ann"), await _talker(info, "ben")
+    await _connect(ann, ben)
+    await ben.conn.aclose()
+    await server.wait_connections(1)  # the server saw ben's connection end
+    assert await _quiet_until_pong(ann.conn, ev.CallEnded) == []  # ben may still come back
+    mock_clock.jump(5)
     assert (await ann.conn.receive_matching(ev.CallEnded)).reason == R.DISCONNECTED
-    await again.send(ev.HangUp(), 4)
-    assert (await again.receive_matching(ev.ErrorReply, request_id=4)).code == E.NO_SUCH_CALL
 
 
 async def test_shutdown_ends_calls_before_the_goodbye_and_records_them(

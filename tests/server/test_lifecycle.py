@@ -78,7 +78,10 @@ async def test_history_and_rooms_survive_a_restart(tmp_path: Path) -> None:
 def _start_process(data_dir: Path) -> tuple[subprocess.Popen[str], int]:
     env = dict(os.environ, ECHOMESH_PASSWORD_COST="10", ECHOMESH_PLAINTEXT="true")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "echomesh_trio.cli", "--port", "0", "--data-dir", str(data_dir)],
+        [
+            *(sys.executable, "-m", "echomesh_trio.cli"),
+            *("--port", "0", "--admin-port", "0", "--data-dir", str(data_dir)),
+        ],
         stderr=subprocess.PIPE,
         text=True,
         env=env,

@@ -57,6 +57,9 @@ def test_settings_errors_name_the_setting(tmp_path: Path) -> None:
         load_settings(None, environ={"ECHOMESH_PORT": "http"})
     with pytest.raises(ConfigError, match="voice_cipher"):
         load_settings(None, environ={"ECHOMESH_VOICE_CIPHER": "rot13"})
+    with pytest.raises(ConfigError, match="resume_grace must not be negative"):
+        load_settings(None, environ={"ECHOMESH_RESUME_GRACE": "-1"})
+    assert load_settings(None, environ={"ECHOMESH_RESUME_GRACE": "0"}).resume_grace == 0
     bad = tmp_path / "bad.toml"
     bad.write_text("colour = 'blue'\n")
     with pytest.raises(ConfigError, match="unknown setting 'colour'"):
@@ -85,12 +88,19 @@ def test_registry_membership() -> None:
     s1 = Session(1, "one", "conn1")
     assert reg.add_session(s1) is None
     assert reg.join(s1, "a") and not reg.join(s1, "a") and reg.join(s1, "b")
+    s1.voice_room = "b"
     s1b = Session(1, "one", "conn2")
     assert reg.add_session(s1b) is s1
-    assert reg.members("a") == [] and s1.rooms == []
-    assert reg.join(s1b, "a")
+    # The new session took the old one's place: same rooms, same order, same voice room.
+    assert reg.members("a") == [s1b] and reg.members("b") == [s1b]
+    assert s1b.rooms == ["a", "b"] and s1b.voice_room == "b"
+    assert s1.rooms == [] and s1.voice_room is None
+    assert not reg.join(s1b, "a")  # already in it
     assert not reg.leave(s1, "a")  # the replaced session cannot leave for the new one
+    assert reg.is_member(s1b, "a") and not reg.is_member(s1, "a")
+    assert reg.leave(s1b, "b")
     assert [r.member_count for r in reg.listing()] == [1, 0]
+    assert reg.remove_session(s1) == [] and reg.current(1) is s1b  # the old one is inert
 
 
 def test_store_idempotency_and_pending(tmp_path: Path) -> None:

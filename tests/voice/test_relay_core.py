@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from echomesh_trio.protocol.events import VoiceTransport
-from echomesh_trio.voice.client import VoiceFrame
+from echomesh_trio.voice.client import VoiceFrame, VoiceSession
 from echomesh_trio.voice.packet import (
     HEADER_SIZE,
     MAX_DATAGRAM_SIZE,
@@ -290,3 +290,35 @@ def test_a_tunnelled_datagram_too_short_to_name_a_source_counts_for_the_session(
     a = rig.join(1, "r")
     rig.relay.receive_tunnelled(a, b"\x10\x01", rig.now_ns)
     assert rig.relay.user_report(a).dropped == {"malformed": 1}
+
+
+def test_rekey_keeps_the_source_and_room_and_forgets_the_old_client() -> None:
+    rig = make_rig()
+    a, b = rig.join(1, "lobby"), rig.join(2, "lobby")
+    rig.relay.set_tunnel(a, lambda d: True)
+    old_session, old_addr = rig.sessions[a], rig.addrs[a]
+    setup = rig.relay.rekey(a)
+    assert setup.source_id == a and setup.client_key != rig.credentials[a].client_key
+    report = rig.relay.user_report(a)
+    assert report.active_room == "lobby" and report.transport == VoiceTransport.UDP
+    assert rig.relay.udp_address(a) is None  # learnt again from the new client
+    rig.speak(b, b"while a is away")
+    assert rig.heard() == {}  # no route to a yet: nothing to the old address
+    assert rig.relay.user_report(a).dropped == {"no_route": 1}
+    # The old client's datagrams no longer authenticate.
+    rig.relay.receive_datagram(
+        old_session.voice(b"old", sequence=99, timestamp=0), old_addr, rig.now_ns
+    )
+    assert rig.relay.user_report(a).dropped == {"no_route": 1, "auth_failed": 1}
+    assert rig.heard() == {}
+    # The new client, from a new address, is heard and hears under the same source id.
+    rig.credentials[a] = setup
+    rig.sessions[a] = VoiceSession.from_setup(setup)
+    rig.addrs[a] = ("127.0.0.1", 30000)
+    rig.deliver(a, rig.sessions[a].hello(rig.now_ns))
+    rig.sent.clear()
+    rig.speak(a, b"new a")
+    rig.speak(b, b"to new a")
+    heard = rig.heard()
+    assert [(f.source_id, f.frame) for f in heard[b]] == [(a, b"new a")]
+    assert [(f.source_id, f.frame) for f in heard[a]] == [(b, b"to new a")]

@@ -43,6 +43,7 @@ HANDLERS: dict[type, Handler] = {
     ev.SetTyping: chat.on_typing,
     ev.SendDirect: direct.on_direct,
     ev.ListPresence: presence.on_list,
+    ev.Logout: session.on_logout,
     ev.SetVoiceRoom: voice.on_set_room,
     ev.ChooseVoiceTransport: voice.on_transport,
     ev.VoiceDatagram: voice.on_tunnelled,

@@ -82,6 +82,7 @@ async def on_chat(svc: ControlService, req: Request[ev.SendChat]) -> None:
     if not is_new:  # a resend: acknowledge to the sender only, no duplicate
         req.reply(message)
         return
+    svc.metrics.chat_messages += 1
     frame = notice_frame(message)
     own = notice_frame(message, req.request_id) if req.request_id else frame
     for member in svc.registry.members(room):

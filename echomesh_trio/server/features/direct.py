@@ -56,6 +56,7 @@ async def on_direct(svc: ControlService, req: Request[ev.SendDirect]) -> None:
     req.reply(message)  # the sender's acknowledgement
     if not is_new:
         return
+    svc.metrics.direct_messages += 1
     if recipient.user_id == session.user_id:  # a note to self: the ack is the delivery
         await mark_delivered_when_written(svc, req.conn, [message.message_id])
         return

@@ -92,6 +92,8 @@ async def join(svc: ControlService, req: Request[ev.CreateRoom | ev.JoinRoom]) -
     """Put the session in the room: members told, the room's state as the reply, the
     active voice room moved to it, then its recent history."""
     room, session, registry = req.event.room_id, req.session, svc.registry
+    if registry.current(session.user_id) is not session:
+        return  # replaced or ended while a create awaited the database: it joins nothing
     newly = registry.join(session, room)
     if newly:
         others = [s for s in registry.members(room) if s is not session]

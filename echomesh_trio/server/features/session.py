@@ -5,8 +5,14 @@ names are looked up exactly, then by canonical form (names.py). With open regist
 first login of an unknown name registers it, if the name is allowed and neither equals
 nor looks like an existing one. With closed registration an unknown name gets the same
 answer as a wrong password (401), after the same scrypt work, so that nobody can tell
-which names exist. A second login of the same user replaces the first session, which gets
-``GB_REPLACED``.
+which names exist.
+
+A second login of the same user takes the first session over (resume): the new connection
+gets the old one's rooms, active voice room and voice source id (with fresh voice keys), the
+members see nothing, and the old connection gets ``GB_REPLACED``. This happens at once, so a
+client whose old connection is dead but not yet noticed (the usual reconnect) never waits
+for a timeout. A connection that ends without ``Logout`` keeps its session for
+``resume_grace`` seconds, so a reconnect after a noticed drop is just as quiet.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from echomesh_trio.protocol import events as ev
 from echomesh_trio.protocol.codec import notice_frame
 from echomesh_trio.server.names import MAX_USERNAME, canonical, username_problem
 from echomesh_trio.server.passwords import hash_password, verify_password
+from echomesh_trio.server.request import ROOMS_PER_FRAME, Request, chunks
 from echomesh_trio.server.state import Session
 from echomesh_trio.server.store import BanRecord, NameUnavailable, UserExists, UserRecord
 
@@ -104,6 +111,7 @@ async def refused_if_banned(
     if ban is None:
         return False
     text = ban_text(ban)
+    svc.metrics.login("banned")
     log.info(
         "refused login%s from %s: %s",
         f" of {user.username}" if user is not None else "",
@@ -155,6 +163,7 @@ async def on_login(
     request, request_id = incoming.event, incoming.request_id
 
     def answer(status: LS, message: str) -> None:
+        svc.metrics.login(status.name.lower())
         conn.send_nowait(ev.LoginResult(status, message=message), request_id)
 
     if session is not None:
@@ -182,6 +191,7 @@ async def on_login(
     svc.throttle.record_success(address, user_key)
     if await refused_if_banned(svc, conn, user, request_id) or conn.closing:
         return
+    svc.metrics.login("ok")
     if user.canonical is None:
         log.warning(
             "user %s (id %d) shares its canonical name with an older account and can log in"
@@ -249,6 +259,7 @@ async def _register(
     except NameUnavailable as exc:  # a look-alike registered meanwhile
         answer(LS.BAD_REQUEST, str(exc))
         return None
+    svc.metrics.registrations += 1
     log.info("registered user %s (id %d) from %s", user.username, user.user_id, conn.address)
     return user
 
@@ -257,19 +268,26 @@ async def _start_session(
     svc: ControlService, conn: Connection, user: UserRecord, request_id: int
 ) -> None:
     session: Session[Connection] = Session(user.user_id, user.username, conn)
-    old = svc.registry.current(user.user_id)
+    # A session the user already has (a connection that dropped, maybe not yet noticed,
+    # or a login elsewhere) is taken over: its rooms, voice room and voice source id go
+    # to the new one, and the other members see no change.
+    old = svc.registry.add_session(session)
+    svc.sessions_by_conn[conn] = session
+    conn.user = user.username
     if old is not None:
-        end_session(svc, old, presence=False)
+        svc.sessions_by_conn.pop(old.peer, None)  # its connection's end is not the user's
         old.peer.close(
             "replaced by a new login",
             ev.Goodbye(ev.GoodbyeReason.REPLACED, f"logged in again from {conn.address}"),
         )
-    svc.registry.add_session(session)
-    svc.sessions_by_conn[conn] = session
-    conn.user = user.username
     voice_setup = None
     if svc.voice is not None:
-        voice_setup = svc.voice.register(user.user_id)
+        if old is not None and old.source_id:
+            # Same source id (listeners know it) and active room; fresh keys, and nothing
+            # more goes to the old client's address or tunnel.
+            voice_setup = svc.voice.rekey(old.source_id)
+        else:
+            voice_setup = svc.voice.register(user.user_id)
         session.source_id = voice_setup.source_id
         svc.sessions_by_source[session.source_id] = session
     conn.send_nowait(
@@ -279,24 +297,60 @@ async def _start_session(
             username=user.username,
             message=f"welcome, {user.username}",
             server_version=f"echomesh {__version__}",
+            resumed=old is not None,
         ),
         request_id,
     )
+    if old is not None:
+        voice_room = (session.voice_room or "") if svc.voice is not None else ""
+        parts = chunks(session.rooms, ROOMS_PER_FRAME)
+        for i, part in enumerate(parts, 1):
+            resumed = ev.SessionResumed(part, voice_room, i < len(parts))
+            conn.send_nowait(resumed, request_id)
     if voice_setup is not None:
         conn.send_nowait(voice_setup)
-    log.info("login %s (id %d) from %s", user.username, user.user_id, conn.address)
+    if old is not None:
+        svc.calls.session_resumed(session, request_id)
+    log.info(
+        "login %s (id %d) from %s%s",
+        user.username,
+        user.user_id,
+        conn.address,
+        f", resuming {len(session.rooms)} rooms from {old.peer.address}" if old else "",
+    )
     if old is None:
         svc.broadcast_presence(session, online=True)
     await deliver_pending(svc, session)
 
 
 def disconnected(svc: ControlService, conn: Connection) -> None:
-    """The connection ended (for any reason): forget its session and tell others."""
+    """The connection ended (for any reason). Its session, if it is still the user's,
+    stays for ``resume_grace`` seconds so that a reconnect can take it over unnoticed;
+    after that (or at once, with no grace) it ends and others are told."""
     session = svc.sessions_by_conn.pop(conn, None)
-    if session is None:
+    if session is None or svc.registry.current(session.user_id) is not session:
         return
-    if svc.registry.current(session.user_id) is session:
+    grace = svc.settings.resume_grace
+    if grace > 0:
+        log.info("session of %s kept %.0f s for a reconnect", session.username, grace)
+        svc.background.start_soon(_end_unless_resumed, svc, session, grace)
+    else:
         end_session(svc, session, presence=True)
+
+
+async def _end_unless_resumed(
+    svc: ControlService, session: Session[Connection], grace: float
+) -> None:
+    await trio.sleep(grace)
+    if svc.registry.current(session.user_id) is session:
+        log.info("session of %s ended: no reconnect within %.0f s", session.username, grace)
+        end_session(svc, session, presence=True)
+
+
+async def on_logout(svc: ControlService, req: Request[ev.Logout]) -> None:
+    """End the session now (no grace), then say goodbye."""
+    end_session(svc, req.session, presence=True)
+    req.conn.close("logged out", ev.Goodbye(ev.GoodbyeReason.LOGGED_OUT, "logged out"))
 
 
 def end_session(svc: ControlService, session: Session[Connection], presence: bool) -> None:
