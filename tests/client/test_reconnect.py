@@ -35,7 +35,7 @@ def spawn_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
         [
             sys.executable, "-m", "echomesh_trio.cli", "--plaintext",
             "--host", "127.0.0.1", "--port", str(port),
-            "--data-dir", str(data_dir), "--password-cost", "10",
+            "--data-dir", str(data_dir), "--password-cost", "10", "--admin-port", "0",
         ],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip

@@ -22,7 +22,7 @@ SCRIPT = ROOT / "examples" / "chat_client.py"
 def server_port(tmp_path: Path) -> Iterator[int]:
     port = free_port()  # the server process must be told its port
     cmd = [sys.executable, "-m", "echomesh_trio.cli", "--plaintext", "--port", str(port)]
-    cmd += ["--data-dir", str(tmp_path / "data"), "--password-cost", "10"]
+    cmd += ["--data-dir", str(tmp_path / "data"), "--password-cost", "10", "--admin-port", "0"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 10
