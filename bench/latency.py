@@ -195,7 +195,7 @@ async def measure_delay(port: int, bursts: int) -> tuple[list[float], int]:
             mic.start_bursts(bursts)  # from half a second on, the stream under way
             await mic.done.wait()
             await trio.sleep(0.5)  # the last one played out
-    return find_bursts(speaker, mic.entered)
+    return find_bursts(speaker, mic.entered[:bursts])  # later ones were cut off
 
 
 async def listen(port: int, seconds: float) -> None:

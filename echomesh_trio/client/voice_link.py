@@ -101,16 +101,26 @@ class VoiceLink:
             sock.close()
 
     async def _receive_udp(self, sock: trio.socket.SocketType) -> None:
+        """Wait until readable, then take every datagram waiting without awaiting again:
+        one Trio wake-up for a burst instead of one per datagram (four speakers send 200
+        datagrams a second)."""
+        raw = self._sock
+        assert raw is not None
         while True:
-            try:
-                data = await sock.recv(RECEIVE_SIZE)
-            except OSError as exc:  # ICMP port unreachable and the like: UDP is not there
-                if exc.errno not in (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH):
-                    log.debug("voice socket: %s", exc)
-                await trio.sleep(0.1)
-                continue
-            self.received_bytes += len(data)
-            self._datagram(data, via_udp=True)
+            await trio.lowlevel.wait_readable(raw)
+            for _ in range(64):
+                try:
+                    data = raw.recv(RECEIVE_SIZE)
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError as exc:  # ICMP port unreachable and the like: no UDP there
+                    if exc.errno not in (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH):
+                        log.debug("voice socket: %s", exc)
+                    break
+                self.received_bytes += len(data)
+                self._datagram(data, via_udp=True)
+            else:
+                await trio.lowlevel.checkpoint()  # a flood: let the rest of the client run
 
     async def _probe(self) -> None:
         """Hello until acknowledged, then a ping every ping interval; ticks the selector."""

@@ -146,6 +146,60 @@ def _req_voice_loss(m: _Msg) -> ev.ClientRequest:
     )
 
 
+def _req_call(m: _Msg) -> ev.ClientRequest:
+    r = _need(m, "call_request")
+    return ev.PlaceCall(r.to_user_id, r.to_username)
+
+
+def _req_call_answer(m: _Msg) -> ev.ClientRequest:
+    r = _need(m, "call_answer")
+    return ev.AcceptCall(r.call_id) if r.accept else ev.RejectCall(r.call_id)
+
+
+def _req_hangup(m: _Msg) -> ev.ClientRequest:
+    return ev.HangUp(_need(m, "call_hangup").call_id)
+
+
+_ModRequest = ev.Kick | ev.Mute | ev.Unmute | ev.Ban | ev.Unban | ev.GrantOwner | ev.RevokeOwner
+_MOD_DECODERS: dict[int, Callable[[Any], _ModRequest]] = {
+    pb.MA_KICK: lambda r: ev.Kick(r.username, r.room_id, r.reason),
+    pb.MA_MUTE: lambda r: ev.Mute(r.username, r.room_id, r.reason),
+    pb.MA_UNMUTE: lambda r: ev.Unmute(r.username, r.room_id),
+    pb.MA_BAN: lambda r: ev.Ban(r.username, r.address, r.duration_s, r.reason),
+    pb.MA_UNBAN: lambda r: ev.Unban(r.username, r.address),
+    pb.MA_OP: lambda r: ev.GrantOwner(r.room_id, r.username),
+    pb.MA_DEOP: lambda r: ev.RevokeOwner(r.room_id, r.username),
+}
+
+
+def _req_mod(m: _Msg) -> ev.ClientRequest:
+    r = _need(m, "mod_action")
+    decoder = _MOD_DECODERS.get(r.kind)
+    if decoder is None:
+        raise BadRequest(f"unknown moderation action {r.kind}")
+    return decoder(r)
+
+
+def _encode_mod(msg: _Msg, request: _ModRequest) -> None:
+    msg.type = pb.MT_MOD_ACTION
+    a = msg.mod_action
+    a.SetInParent()
+    match request:
+        case ev.Kick() | ev.Mute():
+            a.kind = pb.MA_KICK if isinstance(request, ev.Kick) else pb.MA_MUTE
+            a.username, a.room_id, a.reason = request.username, request.room_id, request.reason
+        case ev.Unmute():
+            a.kind, a.username, a.room_id = pb.MA_UNMUTE, request.username, request.room_id
+        case ev.Ban():
+            a.kind, a.username, a.address = pb.MA_BAN, request.username, request.address
+            a.duration_s, a.reason = request.duration_s, request.reason
+        case ev.Unban():
+            a.kind, a.username, a.address = pb.MA_UNBAN, request.username, request.address
+        case ev.GrantOwner() | ev.RevokeOwner():
+            a.kind = pb.MA_OP if isinstance(request, ev.GrantOwner) else pb.MA_DEOP
+            a.room_id, a.username = request.room_id, request.username
+
+
 def _ping(m: _Msg) -> ev.Ping:
     return ev.Ping(m.ping.nonce, m.ping.sent_ms)
 
@@ -171,6 +225,10 @@ _REQUEST_DECODERS: dict[int, Callable[[_Msg], ev.ClientRequest]] = {
     pb.MT_VOICE_TRANSPORT: _req_voice_transport,
     pb.MT_VOICE_STATS_REQUEST: lambda m: ev.RequestVoiceStats(),
     pb.MT_VOICE_LOSS_REPORT: _req_voice_loss,
+    pb.MT_CALL_REQUEST: _req_call,
+    pb.MT_CALL_ANSWER: _req_call_answer,
+    pb.MT_CALL_HANGUP: _req_hangup,
+    pb.MT_MOD_ACTION: _req_mod,
     pb.MT_PING: _ping,
     pb.MT_PONG: _pong,
     pb.MT_VOICE_TUNNEL: _tunnel,
@@ -239,6 +297,30 @@ def encode_request(request: ev.ClientRequest, request_id: int = 0) -> bytes:
                 msg.voice_loss_report.speakers.add(
                     source_id=x.source_id, expected=x.expected, lost=x.lost, late=x.late
                 )
+        case ev.PlaceCall():
+            msg.type = pb.MT_CALL_REQUEST
+            msg.call_request.to_user_id = request.to_user_id
+            msg.call_request.to_username = request.to_username
+            msg.call_request.SetInParent()
+        case ev.AcceptCall() | ev.RejectCall():
+            msg.type = pb.MT_CALL_ANSWER
+            msg.call_answer.call_id = request.call_id
+            msg.call_answer.accept = isinstance(request, ev.AcceptCall)
+            msg.call_answer.SetInParent()
+        case ev.HangUp():
+            msg.type = pb.MT_CALL_HANGUP
+            msg.call_hangup.call_id = request.call_id
+            msg.call_hangup.SetInParent()
+        case (
+            ev.Kick()
+            | ev.Mute()
+            | ev.Unmute()
+            | ev.Ban()
+            | ev.Unban()
+            | ev.GrantOwner()
+            | ev.RevokeOwner()
+        ):
+            _encode_mod(msg, request)
         case ev.Ping() | ev.Pong() | ev.VoiceDatagram():
             _encode_shared(msg, request)
         case _:  # pragma: no cover - exhaustiveness guard for our own callers
@@ -272,6 +354,7 @@ def encode_notice(notice: ev.ServerNotice, request_id: int = 0) -> bytes:
             r.status_code, r.user_id = notice.status_code, notice.user_id
             r.message, r.username = notice.message, notice.username
             r.server_version = notice.server_version
+            r.ban_reason, r.ban_expires_ms = notice.ban_reason, notice.ban_expires_ms
             r.resumed = notice.resumed
         case ev.ErrorReply():
             msg.type = pb.MT_ERROR
@@ -360,6 +443,22 @@ def encode_notice(notice: ev.ServerNotice, request_id: int = 0) -> bytes:
             f.loss, f.late_loss = notice.loss, notice.late_loss
             f.worst_loss, f.listeners = notice.worst_loss, notice.listeners
             f.SetInParent()
+        case ev.CallRinging() | ev.CallConnected() | ev.CallEnded():
+            msg.type = pb.MT_CALL_STATE
+            _call_into(msg.call_state, notice)
+        case ev.ModerationDone():
+            msg.type = pb.MT_MOD_RESULT
+            r = msg.mod_result
+            r.kind, r.username, r.room_id = int(notice.kind), notice.username, notice.room_id
+            r.address, r.expires_ms = notice.address, notice.expires_ms
+            r.message = notice.message
+            r.SetInParent()
+        case ev.Moderated():
+            msg.type = pb.MT_MODERATED
+            d = msg.moderated
+            d.kind, d.room_id, d.reason = int(notice.kind), notice.room_id, notice.reason
+            d.expires_ms = notice.expires_ms
+            _member_into(d.by, notice.by)
         case ev.Ping() | ev.Pong() | ev.VoiceDatagram():
             _encode_shared(msg, notice)
         case _:  # pragma: no cover - UnknownNotice is never sent
@@ -372,6 +471,20 @@ _ROOM_EVENT_KINDS: dict[type, tuple[int, int, Callable[[Any], ev.Member]]] = {
     ev.MemberLeft: (pb.RE_LEFT, pb.RA_LEAVE, lambda n: n.member),
     ev.RoomDeleted: (pb.RE_DELETED, pb.RA_DELETE, lambda n: n.by),
 }
+
+
+def _call_into(c: Any, notice: ev.CallRinging | ev.CallConnected | ev.CallEnded) -> None:
+    c.call_id, c.requested_ms = notice.call_id, notice.requested_ms
+    _member_into(c.caller, notice.caller)
+    _member_into(c.callee, notice.callee)
+    match notice:
+        case ev.CallRinging():
+            c.phase = pb.CP_RINGING
+        case ev.CallConnected():
+            c.phase, c.answered_ms = pb.CP_CONNECTED, notice.answered_ms
+        case ev.CallEnded():
+            c.phase, c.end_reason = pb.CP_ENDED, int(notice.reason)
+            c.answered_ms, c.duration_ms = notice.answered_ms, notice.duration_ms
 
 
 def notice_frame(notice: ev.ServerNotice, request_id: int = 0) -> bytes:
@@ -387,7 +500,14 @@ def request_frame(request: ev.ClientRequest, request_id: int = 0) -> bytes:
 def _n_login(m: _Msg) -> ev.ServerNotice:
     r = _need(m, "login_response")
     return ev.LoginResult(
-        r.status_code, r.user_id, r.username, r.message, r.server_version, r.resumed
+        r.status_code,
+        r.user_id,
+        r.username,
+        r.message,
+        r.server_version,
+        resumed=r.resumed,
+        ban_reason=r.ban_reason,
+        ban_expires_ms=r.ban_expires_ms,
     )
 
 
@@ -458,6 +578,33 @@ def _n_goodbye(m: _Msg) -> ev.ServerNotice:
     return ev.Goodbye(_enum_or(ev.GoodbyeReason, g.reason, ev.GoodbyeReason.UNKNOWN), g.message)
 
 
+def _n_call(m: _Msg) -> ev.ServerNotice:
+    c = _need(m, "call_state")
+    caller, callee = _member_from(c.caller), _member_from(c.callee)
+    if c.phase == pb.CP_RINGING:
+        return ev.CallRinging(c.call_id, caller, callee, c.requested_ms)
+    if c.phase == pb.CP_CONNECTED:
+        return ev.CallConnected(c.call_id, caller, callee, c.requested_ms, c.answered_ms)
+    if c.phase == pb.CP_ENDED:
+        reason = _enum_or(ev.CallEndReason, c.end_reason, ev.CallEndReason.UNKNOWN)
+        return ev.CallEnded(
+            c.call_id, caller, callee, reason, c.requested_ms, c.answered_ms, c.duration_ms
+        )
+    return ev.UnknownNotice(pb.MT_CALL_STATE)  # a phase newer than this client
+
+
+def _n_mod_result(m: _Msg) -> ev.ServerNotice:
+    r = _need(m, "mod_result")
+    kind = _enum_or(ev.ModerationKind, r.kind, ev.ModerationKind.UNKNOWN)
+    return ev.ModerationDone(kind, r.username, r.room_id, r.address, r.expires_ms, r.message)
+
+
+def _n_moderated(m: _Msg) -> ev.ServerNotice:
+    d = _need(m, "moderated")
+    kind = _enum_or(ev.ModerationKind, d.kind, ev.ModerationKind.UNKNOWN)
+    return ev.Moderated(kind, d.room_id, _member_from(d.by), d.reason, d.expires_ms)
+
+
 _NOTICE_DECODERS: dict[int, Callable[[_Msg], ev.ServerNotice]] = {
     pb.MT_LOGIN_RESPONSE: _n_login,
     pb.MT_ERROR: _n_error,
@@ -492,6 +639,9 @@ _NOTICE_DECODERS: dict[int, Callable[[_Msg], ev.ServerNotice]] = {
     pb.MT_VOICE_ACTIVE_ROOM: lambda m: ev.VoiceRoomChanged(m.voice_active_room.room_id),
     pb.MT_VOICE_STATS: _n_voice_stats,
     pb.MT_VOICE_LOSS_FEEDBACK: _n_voice_loss,
+    pb.MT_CALL_STATE: _n_call,
+    pb.MT_MOD_RESULT: _n_mod_result,
+    pb.MT_MODERATED: _n_moderated,
     pb.MT_PING: _ping,
     pb.MT_PONG: _pong,
     pb.MT_VOICE_TUNNEL: _tunnel,

@@ -36,6 +36,10 @@ class ErrorCode(enum.IntEnum):
     UNKNOWN_TYPE = 13
     SERVER_FULL = 14
     INTERNAL = 15
+    USER_OFFLINE = 40
+    NO_SUCH_CALL = 41
+    IN_CALL = 42
+    FORBIDDEN = 43
 
 
 class GoodbyeReason(enum.IntEnum):
@@ -49,6 +53,8 @@ class GoodbyeReason(enum.IntEnum):
     SLOW_READER = 5  # reserved, never sent: a client that does not read cannot be told
     SERVER_FULL = 6
     INTERNAL_ERROR = 7
+    KICKED = 40
+    BANNED = 41
     LOGGED_OUT = 60  # the answer to Logout
 
 
@@ -60,13 +66,38 @@ class VoiceTransport(enum.IntEnum):
     TCP_TUNNEL = 2
 
 
+class CallEndReason(enum.IntEnum):
+    """Mirrors ``CallEndReason``: why a call ended."""
+
+    UNKNOWN = 0
+    REJECTED = 1
+    NO_ANSWER = 2
+    BUSY = 3
+    HUNG_UP = 4
+    DISCONNECTED = 5
+    SHUTDOWN = 6
+
+
+class ModerationKind(enum.IntEnum):
+    """Mirrors ``ModActionKind``: what a moderation request or notice is about."""
+
+    UNKNOWN = 0
+    KICK = 1
+    MUTE = 2
+    UNMUTE = 3
+    BAN = 4
+    UNBAN = 5
+    OP = 6
+    DEOP = 7
+
+
 class LoginStatus(enum.IntEnum):
     """Values of ``LoginResponse.status_code`` (HTTP-like, as documented in PROTOCOL.md)."""
 
     OK = 200
     BAD_REQUEST = 400
     WRONG_PASSWORD = 401
-    FORBIDDEN = 403
+    FORBIDDEN = 403  # banned (the user or its address); LoginResult says why and until when
     TOO_MANY_ATTEMPTS = 429
 
 
@@ -171,7 +202,8 @@ class SpeakerLoss:
     expected: int
     """Packets the speaker's sequence numbers say were sent in the interval."""
     lost: int
-    """Never arrived (nor recovered from a later packet's redundancy)."""
+    """Never arrived in time: concealed, or recovered from a later packet's redundancy or
+    FEC (the network's loss, which the speaker's protection is sized for)."""
     late: int
     """Arrived after their playout time."""
 
@@ -182,6 +214,94 @@ class ReportVoiceLoss:
     feedback")."""
 
     speakers: tuple[SpeakerLoss, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceCall:
+    """Call one user (by id or by name): a private two-person voice room."""
+
+    to_user_id: int = 0
+    to_username: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptCall:
+    """The callee takes a ringing call."""
+
+    call_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class RejectCall:
+    """The callee declines a ringing call."""
+
+    call_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class HangUp:
+    """Either party ends a call, ringing or connected; ``call_id`` 0 means the current one."""
+
+    call_id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Kick:
+    """Put a user out of a room (its owners, admins) or, with no room, off the server
+    (admins)."""
+
+    username: str
+    room_id: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Mute:
+    """Server-mute a user in a room (its owners, admins) or everywhere (admins): their
+    voice goes to nobody there; they still hear."""
+
+    username: str
+    room_id: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Unmute:
+    username: str
+    room_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Ban:
+    """Admins: refuse a user's (or an address's) logins, for ``duration_s`` seconds or,
+    with 0, until unbanned. Their connections are closed."""
+
+    username: str = ""
+    address: str = ""
+    duration_s: float = 0.0
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Unban:
+    username: str = ""
+    address: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class GrantOwner:
+    """Make a user an owner of a room (its owners, admins)."""
+
+    room_id: str
+    username: str
+
+
+@dataclass(frozen=True, slots=True)
+class RevokeOwner:
+    """Take a room's ownership from a user (not from the room's creator)."""
+
+    room_id: str
+    username: str
 
 
 # ---------------------------------------------------------------- both directions
@@ -218,6 +338,10 @@ class LoginResult:
     server_version: str = ""
     resumed: bool = False
     """This login took over the user's previous session; ``SessionResumed`` follows."""
+    ban_reason: str = ""
+    """With 403: why the user or its address is banned."""
+    ban_expires_ms: int = 0
+    """With 403: when the ban ends (Unix epoch ms); 0 means it does not."""
 
     @property
     def ok(self) -> bool:
@@ -384,6 +508,67 @@ class VoiceLossFeedback:
 
 
 @dataclass(frozen=True, slots=True)
+class CallRinging:
+    """A call waits for the callee's answer: the callee's incoming call, the caller's
+    confirmation. Times are server time (Unix epoch ms)."""
+
+    call_id: int
+    caller: Member
+    callee: Member
+    requested_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class CallConnected:
+    """The callee accepted: both parties' voice now goes only to each other."""
+
+    call_id: int
+    caller: Member
+    callee: Member
+    requested_ms: int
+    answered_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class CallEnded:
+    """The call is over; each party's voice goes to its active room again."""
+
+    call_id: int
+    caller: Member
+    callee: Member
+    reason: CallEndReason
+    requested_ms: int
+    answered_ms: int = 0
+    """0: the call never connected."""
+    duration_ms: int = 0
+    """Connected time."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModerationDone:
+    """The moderator's confirmation; ``message`` says what was done in words."""
+
+    kind: ModerationKind
+    username: str = ""
+    room_id: str = ""
+    address: str = ""
+    expires_ms: int = 0
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Moderated:
+    """Told to the user a moderation action was about (kick from a room, mute, unmute,
+    op, deop; a ban or a kick off the server arrives as the Goodbye)."""
+
+    kind: ModerationKind
+    room_id: str
+    by: Member
+    reason: str = ""
+    expires_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class UnknownNotice:
     """A message type this client does not know (a newer server): skipped, not an error."""
 
@@ -406,6 +591,17 @@ ClientRequest = (
     | ChooseVoiceTransport
     | RequestVoiceStats
     | ReportVoiceLoss
+    | PlaceCall
+    | AcceptCall
+    | RejectCall
+    | HangUp
+    | Kick
+    | Mute
+    | Unmute
+    | Ban
+    | Unban
+    | GrantOwner
+    | RevokeOwner
     | Ping
     | Pong
     | VoiceDatagram
@@ -432,6 +628,11 @@ ServerNotice = (
     | VoiceRoomChanged
     | VoiceStatsReport
     | VoiceLossFeedback
+    | CallRinging
+    | CallConnected
+    | CallEnded
+    | ModerationDone
+    | Moderated
     | UnknownNotice
     | Ping
     | Pong

@@ -36,6 +36,13 @@ class MsgType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     MT_VOICE_TRANSPORT: _ClassVar[MsgType]
     MT_VOICE_LOSS_REPORT: _ClassVar[MsgType]
     MT_VOICE_LOSS_FEEDBACK: _ClassVar[MsgType]
+    MT_CALL_REQUEST: _ClassVar[MsgType]
+    MT_CALL_STATE: _ClassVar[MsgType]
+    MT_CALL_ANSWER: _ClassVar[MsgType]
+    MT_CALL_HANGUP: _ClassVar[MsgType]
+    MT_MOD_ACTION: _ClassVar[MsgType]
+    MT_MOD_RESULT: _ClassVar[MsgType]
+    MT_MODERATED: _ClassVar[MsgType]
     MT_SESSION_RESUMED: _ClassVar[MsgType]
     MT_LOGOUT: _ClassVar[MsgType]
 
@@ -65,6 +72,10 @@ class ErrorCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ERR_UNKNOWN_TYPE: _ClassVar[ErrorCode]
     ERR_SERVER_FULL: _ClassVar[ErrorCode]
     ERR_INTERNAL: _ClassVar[ErrorCode]
+    ERR_USER_OFFLINE: _ClassVar[ErrorCode]
+    ERR_NO_SUCH_CALL: _ClassVar[ErrorCode]
+    ERR_IN_CALL: _ClassVar[ErrorCode]
+    ERR_FORBIDDEN: _ClassVar[ErrorCode]
 
 class GoodbyeReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -76,7 +87,37 @@ class GoodbyeReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     GB_SLOW_READER: _ClassVar[GoodbyeReason]
     GB_SERVER_FULL: _ClassVar[GoodbyeReason]
     GB_INTERNAL_ERROR: _ClassVar[GoodbyeReason]
+    GB_KICKED: _ClassVar[GoodbyeReason]
+    GB_BANNED: _ClassVar[GoodbyeReason]
     GB_LOGGED_OUT: _ClassVar[GoodbyeReason]
+
+class CallPhase(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CP_UNKNOWN: _ClassVar[CallPhase]
+    CP_RINGING: _ClassVar[CallPhase]
+    CP_CONNECTED: _ClassVar[CallPhase]
+    CP_ENDED: _ClassVar[CallPhase]
+
+class CallEndReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CE_UNKNOWN: _ClassVar[CallEndReason]
+    CE_REJECTED: _ClassVar[CallEndReason]
+    CE_NO_ANSWER: _ClassVar[CallEndReason]
+    CE_BUSY: _ClassVar[CallEndReason]
+    CE_HUNG_UP: _ClassVar[CallEndReason]
+    CE_DISCONNECTED: _ClassVar[CallEndReason]
+    CE_SHUTDOWN: _ClassVar[CallEndReason]
+
+class ModActionKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MA_UNKNOWN: _ClassVar[ModActionKind]
+    MA_KICK: _ClassVar[ModActionKind]
+    MA_MUTE: _ClassVar[ModActionKind]
+    MA_UNMUTE: _ClassVar[ModActionKind]
+    MA_BAN: _ClassVar[ModActionKind]
+    MA_UNBAN: _ClassVar[ModActionKind]
+    MA_OP: _ClassVar[ModActionKind]
+    MA_DEOP: _ClassVar[ModActionKind]
 
 class RoomEventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -117,6 +158,13 @@ MT_VOICE_STATS: MsgType
 MT_VOICE_TRANSPORT: MsgType
 MT_VOICE_LOSS_REPORT: MsgType
 MT_VOICE_LOSS_FEEDBACK: MsgType
+MT_CALL_REQUEST: MsgType
+MT_CALL_STATE: MsgType
+MT_CALL_ANSWER: MsgType
+MT_CALL_HANGUP: MsgType
+MT_MOD_ACTION: MsgType
+MT_MOD_RESULT: MsgType
+MT_MODERATED: MsgType
 MT_SESSION_RESUMED: MsgType
 MT_LOGOUT: MsgType
 RA_UNKNOWN: RoomActionType
@@ -140,6 +188,10 @@ ERR_FRAME_TOO_LARGE: ErrorCode
 ERR_UNKNOWN_TYPE: ErrorCode
 ERR_SERVER_FULL: ErrorCode
 ERR_INTERNAL: ErrorCode
+ERR_USER_OFFLINE: ErrorCode
+ERR_NO_SUCH_CALL: ErrorCode
+ERR_IN_CALL: ErrorCode
+ERR_FORBIDDEN: ErrorCode
 GB_UNKNOWN: GoodbyeReason
 GB_REPLACED: GoodbyeReason
 GB_SHUTDOWN: GoodbyeReason
@@ -148,7 +200,28 @@ GB_PROTOCOL_ERROR: GoodbyeReason
 GB_SLOW_READER: GoodbyeReason
 GB_SERVER_FULL: GoodbyeReason
 GB_INTERNAL_ERROR: GoodbyeReason
+GB_KICKED: GoodbyeReason
+GB_BANNED: GoodbyeReason
 GB_LOGGED_OUT: GoodbyeReason
+CP_UNKNOWN: CallPhase
+CP_RINGING: CallPhase
+CP_CONNECTED: CallPhase
+CP_ENDED: CallPhase
+CE_UNKNOWN: CallEndReason
+CE_REJECTED: CallEndReason
+CE_NO_ANSWER: CallEndReason
+CE_BUSY: CallEndReason
+CE_HUNG_UP: CallEndReason
+CE_DISCONNECTED: CallEndReason
+CE_SHUTDOWN: CallEndReason
+MA_UNKNOWN: ModActionKind
+MA_KICK: ModActionKind
+MA_MUTE: ModActionKind
+MA_UNMUTE: ModActionKind
+MA_BAN: ModActionKind
+MA_UNBAN: ModActionKind
+MA_OP: ModActionKind
+MA_DEOP: ModActionKind
 RE_UNKNOWN: RoomEventKind
 RE_JOINED: RoomEventKind
 RE_LEFT: RoomEventKind
@@ -168,20 +241,24 @@ class LoginRequest(_message.Message):
     def __init__(self, username: _Optional[str] = ..., password: _Optional[str] = ..., client_name: _Optional[str] = ...) -> None: ...
 
 class LoginResponse(_message.Message):
-    __slots__ = ("status_code", "user_id", "message", "username", "server_version", "resumed")
+    __slots__ = ("status_code", "user_id", "message", "username", "server_version", "ban_reason", "ban_expires_ms", "resumed")
     STATUS_CODE_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     USERNAME_FIELD_NUMBER: _ClassVar[int]
     SERVER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    BAN_REASON_FIELD_NUMBER: _ClassVar[int]
+    BAN_EXPIRES_MS_FIELD_NUMBER: _ClassVar[int]
     RESUMED_FIELD_NUMBER: _ClassVar[int]
     status_code: int
     user_id: int
     message: str
     username: str
     server_version: str
+    ban_reason: str
+    ban_expires_ms: int
     resumed: bool
-    def __init__(self, status_code: _Optional[int] = ..., user_id: _Optional[int] = ..., message: _Optional[str] = ..., username: _Optional[str] = ..., server_version: _Optional[str] = ..., resumed: _Optional[bool] = ...) -> None: ...
+    def __init__(self, status_code: _Optional[int] = ..., user_id: _Optional[int] = ..., message: _Optional[str] = ..., username: _Optional[str] = ..., server_version: _Optional[str] = ..., ban_reason: _Optional[str] = ..., ban_expires_ms: _Optional[int] = ..., resumed: _Optional[bool] = ...) -> None: ...
 
 class SessionResumed(_message.Message):
     __slots__ = ("rooms", "voice_room", "more")
@@ -438,8 +515,96 @@ class VoiceLossFeedback(_message.Message):
     listeners: int
     def __init__(self, loss: _Optional[float] = ..., late_loss: _Optional[float] = ..., worst_loss: _Optional[float] = ..., listeners: _Optional[int] = ...) -> None: ...
 
+class CallRequest(_message.Message):
+    __slots__ = ("to_user_id", "to_username")
+    TO_USER_ID_FIELD_NUMBER: _ClassVar[int]
+    TO_USERNAME_FIELD_NUMBER: _ClassVar[int]
+    to_user_id: int
+    to_username: str
+    def __init__(self, to_user_id: _Optional[int] = ..., to_username: _Optional[str] = ...) -> None: ...
+
+class CallState(_message.Message):
+    __slots__ = ("call_id", "phase", "caller", "callee", "end_reason", "requested_ms", "answered_ms", "duration_ms")
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    CALLER_FIELD_NUMBER: _ClassVar[int]
+    CALLEE_FIELD_NUMBER: _ClassVar[int]
+    END_REASON_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_MS_FIELD_NUMBER: _ClassVar[int]
+    ANSWERED_MS_FIELD_NUMBER: _ClassVar[int]
+    DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    call_id: int
+    phase: CallPhase
+    caller: Member
+    callee: Member
+    end_reason: CallEndReason
+    requested_ms: int
+    answered_ms: int
+    duration_ms: int
+    def __init__(self, call_id: _Optional[int] = ..., phase: _Optional[_Union[CallPhase, str]] = ..., caller: _Optional[_Union[Member, _Mapping]] = ..., callee: _Optional[_Union[Member, _Mapping]] = ..., end_reason: _Optional[_Union[CallEndReason, str]] = ..., requested_ms: _Optional[int] = ..., answered_ms: _Optional[int] = ..., duration_ms: _Optional[int] = ...) -> None: ...
+
+class CallAnswer(_message.Message):
+    __slots__ = ("call_id", "accept")
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    ACCEPT_FIELD_NUMBER: _ClassVar[int]
+    call_id: int
+    accept: bool
+    def __init__(self, call_id: _Optional[int] = ..., accept: _Optional[bool] = ...) -> None: ...
+
+class CallHangup(_message.Message):
+    __slots__ = ("call_id",)
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    call_id: int
+    def __init__(self, call_id: _Optional[int] = ...) -> None: ...
+
+class ModAction(_message.Message):
+    __slots__ = ("kind", "username", "room_id", "address", "duration_s", "reason")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    ROOM_ID_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    DURATION_S_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    kind: ModActionKind
+    username: str
+    room_id: str
+    address: str
+    duration_s: float
+    reason: str
+    def __init__(self, kind: _Optional[_Union[ModActionKind, str]] = ..., username: _Optional[str] = ..., room_id: _Optional[str] = ..., address: _Optional[str] = ..., duration_s: _Optional[float] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ModResult(_message.Message):
+    __slots__ = ("kind", "username", "room_id", "address", "expires_ms", "message")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    ROOM_ID_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_MS_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    kind: ModActionKind
+    username: str
+    room_id: str
+    address: str
+    expires_ms: int
+    message: str
+    def __init__(self, kind: _Optional[_Union[ModActionKind, str]] = ..., username: _Optional[str] = ..., room_id: _Optional[str] = ..., address: _Optional[str] = ..., expires_ms: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
+
+class Moderated(_message.Message):
+    __slots__ = ("kind", "room_id", "by", "reason", "expires_ms")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    ROOM_ID_FIELD_NUMBER: _ClassVar[int]
+    BY_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_MS_FIELD_NUMBER: _ClassVar[int]
+    kind: ModActionKind
+    room_id: str
+    by: Member
+    reason: str
+    expires_ms: int
+    def __init__(self, kind: _Optional[_Union[ModActionKind, str]] = ..., room_id: _Optional[str] = ..., by: _Optional[_Union[Member, _Mapping]] = ..., reason: _Optional[str] = ..., expires_ms: _Optional[int] = ...) -> None: ...
+
 class EchoMsg(_message.Message):
-    __slots__ = ("type", "request_id", "login_request", "login_response", "chat_msg", "room_action", "error", "room_event", "room_list", "history", "direct_msg", "typing", "presence_list", "presence_event", "ping", "goodbye", "room_state", "voice_setup", "voice_active_room", "voice_tunnel", "voice_stats", "voice_transport", "voice_loss_report", "voice_loss_feedback", "session_resumed")
+    __slots__ = ("type", "request_id", "login_request", "login_response", "chat_msg", "room_action", "error", "room_event", "room_list", "history", "direct_msg", "typing", "presence_list", "presence_event", "ping", "goodbye", "room_state", "voice_setup", "voice_active_room", "voice_tunnel", "voice_stats", "voice_transport", "voice_loss_report", "voice_loss_feedback", "call_request", "call_state", "call_answer", "call_hangup", "mod_action", "mod_result", "moderated", "session_resumed")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     LOGIN_REQUEST_FIELD_NUMBER: _ClassVar[int]
@@ -464,6 +629,13 @@ class EchoMsg(_message.Message):
     VOICE_TRANSPORT_FIELD_NUMBER: _ClassVar[int]
     VOICE_LOSS_REPORT_FIELD_NUMBER: _ClassVar[int]
     VOICE_LOSS_FEEDBACK_FIELD_NUMBER: _ClassVar[int]
+    CALL_REQUEST_FIELD_NUMBER: _ClassVar[int]
+    CALL_STATE_FIELD_NUMBER: _ClassVar[int]
+    CALL_ANSWER_FIELD_NUMBER: _ClassVar[int]
+    CALL_HANGUP_FIELD_NUMBER: _ClassVar[int]
+    MOD_ACTION_FIELD_NUMBER: _ClassVar[int]
+    MOD_RESULT_FIELD_NUMBER: _ClassVar[int]
+    MODERATED_FIELD_NUMBER: _ClassVar[int]
     SESSION_RESUMED_FIELD_NUMBER: _ClassVar[int]
     type: MsgType
     request_id: int
@@ -489,5 +661,12 @@ class EchoMsg(_message.Message):
     voice_transport: VoiceTransportChoice
     voice_loss_report: VoiceLossReport
     voice_loss_feedback: VoiceLossFeedback
+    call_request: CallRequest
+    call_state: CallState
+    call_answer: CallAnswer
+    call_hangup: CallHangup
+    mod_action: ModAction
+    mod_result: ModResult
+    moderated: Moderated
     session_resumed: SessionResumed
-    def __init__(self, type: _Optional[_Union[MsgType, str]] = ..., request_id: _Optional[int] = ..., login_request: _Optional[_Union[LoginRequest, _Mapping]] = ..., login_response: _Optional[_Union[LoginResponse, _Mapping]] = ..., chat_msg: _Optional[_Union[ChatMsg, _Mapping]] = ..., room_action: _Optional[_Union[RoomAction, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., room_event: _Optional[_Union[RoomEvent, _Mapping]] = ..., room_list: _Optional[_Union[RoomList, _Mapping]] = ..., history: _Optional[_Union[History, _Mapping]] = ..., direct_msg: _Optional[_Union[DirectMsg, _Mapping]] = ..., typing: _Optional[_Union[Typing, _Mapping]] = ..., presence_list: _Optional[_Union[PresenceList, _Mapping]] = ..., presence_event: _Optional[_Union[PresenceEvent, _Mapping]] = ..., ping: _Optional[_Union[Ping, _Mapping]] = ..., goodbye: _Optional[_Union[Goodbye, _Mapping]] = ..., room_state: _Optional[_Union[RoomState, _Mapping]] = ..., voice_setup: _Optional[_Union[VoiceSetup, _Mapping]] = ..., voice_active_room: _Optional[_Union[VoiceActiveRoom, _Mapping]] = ..., voice_tunnel: _Optional[_Union[VoiceTunnel, _Mapping]] = ..., voice_stats: _Optional[_Union[VoiceStats, _Mapping]] = ..., voice_transport: _Optional[_Union[VoiceTransportChoice, _Mapping]] = ..., voice_loss_report: _Optional[_Union[VoiceLossReport, _Mapping]] = ..., voice_loss_feedback: _Optional[_Union[VoiceLossFeedback, _Mapping]] = ..., session_resumed: _Optional[_Union[SessionResumed, _Mapping]] = ...) -> None: ...
+    def __init__(self, type: _Optional[_Union[MsgType, str]] = ..., request_id: _Optional[int] = ..., login_request: _Optional[_Union[LoginRequest, _Mapping]] = ..., login_response: _Optional[_Union[LoginResponse, _Mapping]] = ..., chat_msg: _Optional[_Union[ChatMsg, _Mapping]] = ..., room_action: _Optional[_Union[RoomAction, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., room_event: _Optional[_Union[RoomEvent, _Mapping]] = ..., room_list: _Optional[_Union[RoomList, _Mapping]] = ..., history: _Optional[_Union[History, _Mapping]] = ..., direct_msg: _Optional[_Union[DirectMsg, _Mapping]] = ..., typing: _Optional[_Union[Typing, _Mapping]] = ..., presence_list: _Optional[_Union[PresenceList, _Mapping]] = ..., presence_event: _Optional[_Union[PresenceEvent, _Mapping]] = ..., ping: _Optional[_Union[Ping, _Mapping]] = ..., goodbye: _Optional[_Union[Goodbye, _Mapping]] = ..., room_state: _Optional[_Union[RoomState, _Mapping]] = ..., voice_setup: _Optional[_Union[VoiceSetup, _Mapping]] = ..., voice_active_room: _Optional[_Union[VoiceActiveRoom, _Mapping]] = ..., voice_tunnel: _Optional[_Union[VoiceTunnel, _Mapping]] = ..., voice_stats: _Optional[_Union[VoiceStats, _Mapping]] = ..., voice_transport: _Optional[_Union[VoiceTransportChoice, _Mapping]] = ..., voice_loss_report: _Optional[_Union[VoiceLossReport, _Mapping]] = ..., voice_loss_feedback: _Optional[_Union[VoiceLossFeedback, _Mapping]] = ..., call_request: _Optional[_Union[CallRequest, _Mapping]] = ..., call_state: _Optional[_Union[CallState, _Mapping]] = ..., call_answer: _Optional[_Union[CallAnswer, _Mapping]] = ..., call_hangup: _Optional[_Union[CallHangup, _Mapping]] = ..., mod_action: _Optional[_Union[ModAction, _Mapping]] = ..., mod_result: _Optional[_Union[ModResult, _Mapping]] = ..., moderated: _Optional[_Union[Moderated, _Mapping]] = ..., session_resumed: _Optional[_Union[SessionResumed, _Mapping]] = ...) -> None: ...

@@ -294,6 +294,7 @@ class EchoMeshServer:
             task_status.started(info)
             await self._shutdown.wait()
             self._accepting.cancel()
+            self.service.calls.end_all()  # the parties hear why before the goodbye
             await self._say_goodbye()
             connections.cancel_scope.cancel()
 

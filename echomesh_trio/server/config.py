@@ -63,6 +63,9 @@ class Settings:
     voice_cipher: str = DEFAULT_CIPHER  # AEAD for voice datagrams (see docs/PROTOCOL.md)
     voice_rate: int = 100  # voice packets per second per user before drops (50 is normal)
     shutdown_grace: float = 1.0  # seconds to flush goodbyes on shutdown
+    # Moderation and calls (docs/PROTOCOL.md, "Calls" and "Moderation").
+    admins: tuple[str, ...] = ()  # usernames with server-wide moderation rights
+    call_ring_timeout: float = 30.0  # seconds a call rings before it ends unanswered
     resume_grace: float = 10.0  # seconds a lost connection's session waits to be resumed
 
     def __post_init__(self) -> None:
@@ -105,6 +108,7 @@ class Settings:
             "room_action_burst",
             "rooms_per_user_per_hour",
             "max_rooms",
+            "call_ring_timeout",
         )
         for f in fields(self):
             value = getattr(self, f.name)
@@ -150,6 +154,11 @@ _TYPE_NAMES = {int: "whole number", float: "number", str: "text", Path: "path"}
 def _convert(name: str, raw: Any) -> Any:
     """Turn a TOML, environment or flag value into the field's type."""
     default: Any = _FIELDS[name].default
+    if isinstance(default, tuple):  # names: a TOML array, or "a,b" in the environment/flags
+        items = raw.split(",") if isinstance(raw, str) else raw
+        if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+            raise ConfigError(f"{name} must be a list of names, not {raw!r}")
+        return tuple(i.strip() for i in items if i.strip())
     kind = _TYPES.get(name) or type(default)
     if isinstance(default, bool):
         if isinstance(raw, bool):
@@ -253,6 +262,8 @@ _HELP = {
     "key": "the private key (PEM) of cert",
     "registration": "open: the first login of a new name registers it; closed: only adduser",
     "log_level": "debug, info, warning or error",
+    "admins": "comma-separated usernames who may kick, mute and ban server-wide",
+    "call_ring_timeout": "seconds a 1:1 call rings before it ends unanswered",
     "admin": "the HTTP side door (/health, /metrics, /api/*); --no-admin turns it off",
     "admin_host": "address of the HTTP side door; beyond loopback it needs admin_token",
     "admin_port": "TCP port of the HTTP side door",

@@ -2,7 +2,8 @@
 
 ``ControlService.dispatch`` is called by a connection's reader for each request, in order.
 What each request does lives in ``server/features/`` (one module per feature: session,
-rooms, chat, direct, presence, voice); ``features.HANDLERS`` maps each request type to its
+rooms, chat, direct, presence, voice, calls, moderation); ``features.HANDLERS`` maps each
+request type to its
 handler, so a new request type is one handler in one obvious file plus one table entry.
 Replies and broadcasts are queued on connections without waiting (see ``Connection``);
 the only awaits are for the database and password hashing, which run in worker threads.
@@ -20,10 +21,12 @@ import trio
 from echomesh_trio.protocol import events as ev
 from echomesh_trio.protocol.codec import notice_frame
 from echomesh_trio.server import features
+from echomesh_trio.server.call_control import CallControl
 from echomesh_trio.server.config import Settings
 from echomesh_trio.server.connection import Connection
 from echomesh_trio.server.limits import BudgetPolicy, LoginThrottle, UserBudgets
 from echomesh_trio.server.metrics import ServerMetrics
+from echomesh_trio.server.names import canonical
 from echomesh_trio.server.request import Request
 from echomesh_trio.server.state import Registry, Session
 from echomesh_trio.server.store import Store
@@ -43,6 +46,7 @@ class VoiceControl(Protocol):
     def rekey(self, source_id: int) -> ev.VoiceSetupInfo: ...
     def unregister(self, source_id: int) -> None: ...
     def set_active_room(self, source_id: int, room_id: str | None) -> None: ...
+    def set_muted(self, source_id: int, muted: bool) -> None: ...
     def set_transport(
         self, source_id: int, transport: ev.VoiceTransport, send: Callable[[bytes], bool]
     ) -> None: ...
@@ -83,6 +87,11 @@ class ControlService:
         self.loss_feedback = LossFeedback()
         self.password_limiter = trio.CapacityLimiter(2)  # scrypt uses 16 MiB each
         self.background: trio.Nursery  # set by the server: owner of short follow-up tasks
+        self.calls = CallControl(self, settings.call_ring_timeout)
+        self.admins = frozenset(filter(None, (canonical(n) for n in settings.admins)))
+        self.mutes: set[tuple[int, str]] = set()
+        """Server mutes: (user id, room); room "" is everywhere. In memory: a mute lasts
+        across the user's sessions until lifted or the server restarts."""
 
     # ------------------------------------------------------------------ dispatch
     async def dispatch(self, conn: Connection, incoming: ev.Incoming[ev.ClientRequest]) -> None:
@@ -132,8 +141,32 @@ class ControlService:
     def set_voice_room(
         self, session: Session[Connection], room: str | None, request_id: int = 0
     ) -> None:
-        """Make ``room`` the session's active voice room and tell its client."""
+        """Make ``room`` the session's active voice room and tell its client. During a
+        connected call the voice stays in the call; the room is where it goes after."""
         session.voice_room = room
         if self.voice is not None and session.source_id:
-            self.voice.set_active_room(session.source_id, room)
+            self.route_voice(session)
             session.peer.send_nowait(ev.VoiceRoomChanged(room or ""), request_id)
+
+    def route_voice(self, session: Session[Connection]) -> None:
+        """Point the relay at where the session's voice goes now: its connected call,
+        else its active room; muted if a server mute covers that place."""
+        if self.voice is None or not session.source_id:
+            return
+        user, everywhere = session.user_id, (session.user_id, "") in self.mutes
+        room: str | None = self.calls.relay_room(user)
+        if room is not None:
+            muted = everywhere
+        else:
+            room = session.voice_room
+            muted = everywhere or (room is not None and (user, room) in self.mutes)
+        self.voice.set_active_room(session.source_id, room)
+        self.voice.set_muted(session.source_id, muted)
+
+    def is_admin(self, session: Session[Connection]) -> bool:
+        """Named in the ``admins`` setting (compared by canonical form)."""
+        return canonical(session.username) in self.admins
+
+    def active_calls(self) -> list[dict[str, object]]:
+        """The calls ringing or connected now, JSON-ready (for the HTTP API)."""
+        return self.calls.active_calls()

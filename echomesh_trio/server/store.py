@@ -1,4 +1,5 @@
-"""The embedded SQLite store: users, rooms, chat history and direct messages.
+"""The embedded SQLite store: users, rooms, chat history, direct messages, call records,
+bans and room owners.
 
 ``Database`` is plain synchronous code over one sqlite3 connection. ``Store`` is the thin
 Trio adapter: every call runs in a worker thread, one at a time, so the event loop never
@@ -25,7 +26,7 @@ from echomesh_trio.server.names import canonical, skeleton
 
 log = logging.getLogger("echomesh.server")
 
-_SCHEMA_VERSION = 2
+_SCHEMA_VERSION = 3
 # Version 1, as first released; _MIGRATIONS take it to the current version.
 _SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS users (
@@ -78,6 +79,92 @@ ALTER TABLE users ADD COLUMN skeleton TEXT NOT NULL DEFAULT '';
 CREATE UNIQUE INDEX users_canonical ON users (canonical);
 CREATE INDEX users_skeleton ON users (skeleton);
 """
+
+# Version 3: call records (served by the HTTP API's call statistics), bans (by user or
+# by address, optionally expiring) and the owners a room's creator added. Only new
+# tables: a version-2 database keeps every row.
+_SCHEMA_V3 = """
+CREATE TABLE calls (
+    id           INTEGER PRIMARY KEY,
+    caller_id    INTEGER NOT NULL,
+    caller_name  TEXT NOT NULL,
+    callee_id    INTEGER NOT NULL,
+    callee_name  TEXT NOT NULL,
+    requested_ms INTEGER NOT NULL,
+    answered_ms  INTEGER,
+    ended_ms     INTEGER NOT NULL,
+    duration_ms  INTEGER NOT NULL,
+    end_reason   TEXT NOT NULL
+);
+CREATE INDEX calls_by_end ON calls (ended_ms);
+CREATE TABLE bans (
+    id         INTEGER PRIMARY KEY,
+    user_id    INTEGER,
+    username   TEXT NOT NULL DEFAULT '',
+    address    TEXT,
+    reason     TEXT NOT NULL DEFAULT '',
+    banned_by  TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    expires_ms INTEGER,
+    CHECK ((user_id IS NULL) != (address IS NULL))
+);
+CREATE UNIQUE INDEX bans_by_user ON bans (user_id) WHERE user_id IS NOT NULL;
+CREATE UNIQUE INDEX bans_by_address ON bans (address) WHERE address IS NOT NULL;
+CREATE TABLE room_owners (
+    room       TEXT NOT NULL,
+    user_id    INTEGER NOT NULL,
+    granted_by INTEGER NOT NULL,
+    granted_ms INTEGER NOT NULL,
+    PRIMARY KEY (room, user_id)
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """One ended call, as stored (times are Unix epoch ms)."""
+
+    caller_id: int
+    caller: str
+    callee_id: int
+    callee: str
+    requested_ms: int
+    answered_ms: int | None
+    ended_ms: int
+    duration_ms: int
+    end_reason: str
+    """The ``CallEndReason`` name in lower case: rejected, no_answer, busy, hung_up,
+    disconnected, shutdown."""
+    record_id: int = 0
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready, with the HTTP API's camelCase names."""
+        return {
+            "id": self.record_id,
+            "caller": self.caller,
+            "callerId": self.caller_id,
+            "callee": self.callee,
+            "calleeId": self.callee_id,
+            "requestedMs": self.requested_ms,
+            "answeredMs": self.answered_ms,
+            "endedMs": self.ended_ms,
+            "durationMs": self.duration_ms,
+            "endReason": self.end_reason,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class BanRecord:
+    """A ban of one user (``user_id``) or of one address; ``expires_ms`` None: until
+    lifted."""
+
+    user_id: int | None
+    username: str
+    address: str | None
+    reason: str
+    banned_by: str
+    created_ms: int
+    expires_ms: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +237,9 @@ class Database:
                 version = 1
             if version == 1:
                 self._migrate_to_2()
+                version = 2
+            if version == 2:
+                self._migrate_to_3()
             if first == 0:
                 log.info("created database %s (schema %d)", path, _SCHEMA_VERSION)
             elif first < _SCHEMA_VERSION:
@@ -190,9 +280,17 @@ class Database:
                     "UPDATE users SET canonical = ?, skeleton = ? WHERE id = ?",
                     (form, skeleton(username), user_id),
                 )
-            self._db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+            self._db.execute("PRAGMA user_version=2")
         if rows:
-            log.info("database migrated to schema %d (%d users)", _SCHEMA_VERSION, len(rows))
+            log.info("database migrated to schema 2 (%d users)", len(rows))
+
+    def _migrate_to_3(self) -> None:
+        """Add the calls, bans and room_owners tables, in one transaction."""
+        with self._transaction():
+            for statement in _SCHEMA_V3.split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
+            self._db.execute("PRAGMA user_version=3")
 
     def _transaction(self) -> sqlite3.Connection:
         # With isolation_level=None, the connection as a context manager commits or
@@ -310,8 +408,122 @@ class Database:
             if row[0] != by_user_id:
                 return RoomDeletion.NOT_OWNER
             self._db.execute("DELETE FROM chat WHERE room = ?", (name,))
+            self._db.execute("DELETE FROM room_owners WHERE room = ?", (name,))
             self._db.execute("DELETE FROM rooms WHERE name = ?", (name,))
         return RoomDeletion.DELETED
+
+    def is_room_owner(self, room: str, user_id: int) -> bool:
+        """The room's creator, or a user it (or another owner, or an admin) made owner."""
+        if self.room_owner(room) == user_id:
+            return True
+        row = self._db.execute(
+            "SELECT 1 FROM room_owners WHERE room = ? AND user_id = ?", (room, user_id)
+        ).fetchone()
+        return row is not None
+
+    def add_room_owner(self, room: str, user_id: int, granted_by: int, now_ms: int) -> bool:
+        """Make ``user_id`` an owner of ``room``; False if it already was one."""
+        with self._transaction():
+            cur = self._db.execute(
+                "INSERT OR IGNORE INTO room_owners (room, user_id, granted_by, granted_ms)"
+                " VALUES (?, ?, ?, ?)",
+                (room, user_id, granted_by, now_ms),
+            )
+        return cur.rowcount == 1
+
+    def remove_room_owner(self, room: str, user_id: int) -> bool:
+        """Take an added owner's ownership away; False if it had none (a creator keeps
+        its own: it is the row in ``rooms``)."""
+        with self._transaction():
+            cur = self._db.execute(
+                "DELETE FROM room_owners WHERE room = ? AND user_id = ?", (room, user_id)
+            )
+        return cur.rowcount == 1
+
+    # -- calls
+    def add_call(self, record: CallRecord) -> int:
+        with self._transaction():
+            cur = self._db.execute(
+                "INSERT INTO calls (caller_id, caller_name, callee_id, callee_name,"
+                " requested_ms, answered_ms, ended_ms, duration_ms, end_reason)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.caller_id,
+                    record.caller,
+                    record.callee_id,
+                    record.callee,
+                    record.requested_ms,
+                    record.answered_ms,
+                    record.ended_ms,
+                    record.duration_ms,
+                    record.end_reason,
+                ),
+            )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def call_stats(self, limit: int) -> list[CallRecord]:
+        """The last ``limit`` ended calls, newest first."""
+        rows = self._db.execute(
+            "SELECT caller_id, caller_name, callee_id, callee_name, requested_ms, answered_ms,"
+            " ended_ms, duration_ms, end_reason, id FROM calls ORDER BY id DESC LIMIT ?",
+            (max(0, limit),),
+        ).fetchall()
+        return [CallRecord(*row) for row in rows]
+
+    def call_count(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM calls").fetchone()[0])
+
+    # -- bans
+    _BAN_COLUMNS = "user_id, username, address, reason, banned_by, created_ms, expires_ms"
+
+    def add_ban(self, ban: BanRecord) -> None:
+        """Ban a user or an address, replacing an earlier ban of the same one."""
+        with self._transaction():
+            if ban.user_id is not None:
+                self._db.execute("DELETE FROM bans WHERE user_id = ?", (ban.user_id,))
+            else:
+                self._db.execute("DELETE FROM bans WHERE address = ?", (ban.address,))
+            self._db.execute(
+                f"INSERT INTO bans ({self._BAN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    ban.user_id,
+                    ban.username,
+                    ban.address,
+                    ban.reason,
+                    ban.banned_by,
+                    ban.created_ms,
+                    ban.expires_ms,
+                ),
+            )
+
+    def remove_ban(self, user_id: int | None = None, address: str | None = None) -> bool:
+        """Lift the ban of a user or an address; False if there was none."""
+        with self._transaction():
+            if user_id is not None:
+                cur = self._db.execute("DELETE FROM bans WHERE user_id = ?", (user_id,))
+            else:
+                cur = self._db.execute("DELETE FROM bans WHERE address = ?", (address,))
+        return cur.rowcount == 1
+
+    def active_ban(self, user_id: int | None, address: str | None, now_ms: int) -> BanRecord | None:
+        """The ban in force on this user or this address, the longest-lasting first."""
+        row = self._db.execute(
+            f"SELECT {self._BAN_COLUMNS} FROM bans"
+            " WHERE (user_id = ? OR address = ?) AND (expires_ms IS NULL OR expires_ms > ?)"
+            " ORDER BY expires_ms IS NULL DESC, expires_ms DESC LIMIT 1",
+            (user_id, address, now_ms),
+        ).fetchone()
+        return BanRecord(*row) if row else None
+
+    def bans(self, now_ms: int) -> list[BanRecord]:
+        """Every ban in force, oldest first."""
+        rows = self._db.execute(
+            f"SELECT {self._BAN_COLUMNS} FROM bans"
+            " WHERE expires_ms IS NULL OR expires_ms > ? ORDER BY id",
+            (now_ms,),
+        ).fetchall()
+        return [BanRecord(*row) for row in rows]
 
     # -- chat
     def add_chat(

@@ -53,6 +53,9 @@ class RelayControl:
     def set_active_room(self, source_id: int, room_id: str | None) -> None:
         self.relay.set_active_room(source_id, room_id or None)
 
+    def set_muted(self, source_id: int, muted: bool) -> None:
+        self.relay.set_muted(source_id, muted)
+
     def set_transport(
         self, source_id: int, transport: ev.VoiceTransport, send: Callable[[bytes], bool]
     ) -> None:

@@ -103,6 +103,8 @@ class DropReason(StrEnum):
     """The socket send buffer or the tunnel queue towards a receiver was full."""
     NO_ROUTE = "no_route"
     """A receiver has neither a bound UDP address nor a tunnel yet."""
+    MUTED = "muted"
+    """The speaker is server-muted where it speaks (moderation)."""
 
 
 class InvalidDatagram(Exception):

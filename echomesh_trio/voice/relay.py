@@ -116,6 +116,7 @@ class _Member(ReplayWindow):
         "decrypt",
         "dropped",
         "encrypt",
+        "muted",
         "packets_in",
         "packets_out",
         "rate_count",
@@ -137,7 +138,8 @@ class _Member(ReplayWindow):
         self.addr: Address | None = None
         self.tunnel: TunnelSend | None = None
         self.room: str | None = None
-        self.targets: tuple[_Member, ...] = ()  # the other members of `room`
+        self.targets: tuple[_Member, ...] = ()  # the other members of `room`; () if muted
+        self.muted = False
         self.rate_start = 0
         self.rate_count = 0
         self.packets_in = 0
@@ -261,6 +263,15 @@ class VoiceRelay:
             self._rooms.setdefault(room_id, set()).add(source_id)
             self._rebuild(room_id)
 
+    def set_muted(self, source_id: int, muted: bool) -> None:
+        """Server-mute a member: its voice goes to nobody (dropped as `muted`), while it
+        still hears its room. Effective at once; it lasts until unset, across rooms."""
+        m = self._members[source_id]
+        if m.muted != muted:
+            m.muted = muted
+            if m.room is not None:
+                self._rebuild(m.room)
+
     def set_tunnel(self, source_id: int, send_nowait: TunnelSend | None) -> None:
         """Send this member's datagrams through the control connection (None: UDP again)."""
         self._members[source_id].tunnel = send_nowait
@@ -302,7 +313,7 @@ class VoiceRelay:
         ids = self._rooms.get(room_id, ())
         members = [self._members[i] for i in ids]
         for m in members:
-            m.targets = tuple(t for t in members if t is not m)
+            m.targets = () if m.muted else tuple(t for t in members if t is not m)
 
     def _drop(self, m: _Member | None, reason: DropReason) -> None:
         self._dropped[reason] += 1
@@ -369,9 +380,11 @@ class VoiceRelay:
 
         if kind == 1:  # Kind.VOICE
             targets = m.targets
-            if not targets:
+            if not targets:  # off the hot path: alone, muted or nowhere
                 if m.room is None:
                     self._drop(m, DropReason.NO_ROOM)
+                elif m.muted:
+                    self._drop(m, DropReason.MUTED)
                 return
             head = header[:14]  # flags, kind, source id, sequence, timestamp: kept as sent
             sendto = self._sendto

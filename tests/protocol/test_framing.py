@@ -44,6 +44,22 @@ REQUESTS: list[ev.ClientRequest] = [
     ev.RequestVoiceStats(),
     ev.ReportVoiceLoss((ev.SpeakerLoss(0xDEADBEEF, 250, 12, 3), ev.SpeakerLoss(7, 1, 0, 0))),
     ev.ReportVoiceLoss(()),
+    ev.PlaceCall(to_username="bob"),
+    ev.PlaceCall(to_user_id=7),
+    ev.AcceptCall(3),
+    ev.RejectCall(2**64 - 1),
+    ev.HangUp(),
+    ev.HangUp(5),
+    ev.Kick("bob", "lobby", "spam"),
+    ev.Kick("bob"),
+    ev.Mute("bob", "lobby", "noise"),
+    ev.Unmute("bob"),
+    ev.Ban("bob", duration_s=3600.0, reason="abuse"),
+    ev.Ban(address="192.0.2.7"),
+    ev.Unban(address="192.0.2.7"),
+    ev.Unban("bob"),
+    ev.GrantOwner("lobby", "bob"),
+    ev.RevokeOwner("lobby", "bob"),
     ev.Logout(),
     ev.Ping(99, 1234),
     ev.Pong(99, 1234),
@@ -54,6 +70,7 @@ MEMBER = ev.Member(3, "carol", 0xDEADBEEF)
 CHAT = ev.ChatMessage(10, "lobby", 3, "carol", "hi", 1_700_000_000_000, "c-1")
 NOTICES: list[ev.ServerNotice] = [
     ev.LoginResult(200, 3, "carol", "welcome", "echomesh 0.1.0"),
+    ev.LoginResult(403, message="banned", ban_reason="abuse", ban_expires_ms=1_700_000_000_000),
     ev.LoginResult(200, 3, "carol", "welcome back", "echomesh 0.2.0", resumed=True),
     ev.SessionResumed(("lobby", "dev"), "lobby", True),
     ev.SessionResumed(()),
@@ -75,6 +92,14 @@ NOTICES: list[ev.ServerNotice] = [
     ev.VoiceStatsReport(5, 6, {"replayed": 2}, 12.5, ev.VoiceTransport.UDP, "lobby"),
     ev.VoiceLossFeedback(0.25, 0.0, 0.5, 2),
     ev.VoiceLossFeedback(0.0, 0.0, 0.0, 0),
+    ev.CallRinging(1, MEMBER, ev.Member(4, "dan"), 1_700_000_000_000),
+    ev.CallConnected(1, MEMBER, ev.Member(4, "dan"), 1_700_000_000_000, 1_700_000_001_000),
+    ev.CallEnded(1, MEMBER, ev.Member(4, "dan"), ev.CallEndReason.HUNG_UP, 5, 6, 7000),
+    ev.CallEnded(2, MEMBER, ev.Member(4, "dan"), ev.CallEndReason.BUSY, 5),
+    ev.ModerationDone(ev.ModerationKind.BAN, "bob", "", "", 1_700_000_000_000, "banned bob"),
+    ev.ModerationDone(ev.ModerationKind.KICK, room_id="lobby", message="kicked"),
+    ev.Moderated(ev.ModerationKind.MUTE, "lobby", MEMBER, "noise"),
+    ev.Moderated(ev.ModerationKind.OP, "lobby", MEMBER),
     ev.Ping(1, 2),
     ev.Pong(1, 2),
     ev.VoiceDatagram(b"\xff" * 40),
@@ -121,6 +146,21 @@ def test_what_a_newer_server_sends_is_not_an_error() -> None:
     room = pb.EchoMsg(type=pb.MT_ROOM_EVENT)
     room.room_event.kind = 17  # type: ignore[assignment]
     assert decode_notice(room.SerializeToString()).event == ev.UnknownNotice(pb.MT_ROOM_EVENT)
+    call = pb.EchoMsg(type=pb.MT_CALL_STATE)
+    call.call_state.phase = 9  # type: ignore[assignment]
+    assert decode_notice(call.SerializeToString()).event == ev.UnknownNotice(pb.MT_CALL_STATE)
+    call.call_state.phase = pb.CP_ENDED
+    call.call_state.end_reason = 77  # type: ignore[assignment]
+    ended = decode_notice(call.SerializeToString()).event
+    assert isinstance(ended, ev.CallEnded) and ended.reason is ev.CallEndReason.UNKNOWN
+    for kind_field, mt in (("mod_result", pb.MT_MOD_RESULT), ("moderated", pb.MT_MODERATED)):
+        mod = pb.EchoMsg(type=mt)
+        getattr(mod, kind_field).kind = 99
+        decoded_mod = decode_notice(mod.SerializeToString()).event
+        assert isinstance(decoded_mod, ev.ModerationDone | ev.Moderated)
+        assert decoded_mod.kind is ev.ModerationKind.UNKNOWN
+    bye.goodbye.reason = pb.GB_BANNED
+    assert decode_notice(bye.SerializeToString()).event == ev.Goodbye(ev.GoodbyeReason.BANNED, "")
 
 
 def test_undefined_enum_values_in_requests_are_bad_requests() -> None:
@@ -134,6 +174,11 @@ def test_undefined_enum_values_in_requests_are_bad_requests() -> None:
     transport.voice_transport.transport = 5  # type: ignore[assignment]
     with pytest.raises(BadRequest, match="voice transport 5"):
         decode_request(transport.SerializeToString())
+    mod = pb.EchoMsg(type=pb.MT_MOD_ACTION, request_id=15)
+    mod.mod_action.kind = 42  # type: ignore[assignment]
+    with pytest.raises(BadRequest, match="moderation action 42") as caught:
+        decode_request(mod.SerializeToString())
+    assert caught.value.request_id == 15
     unknown = pb.EchoMsg(type=pb.MT_LOGIN_RESPONSE, request_id=14).SerializeToString()
     with pytest.raises(UnknownMessageType) as closing:
         decode_request(unknown)

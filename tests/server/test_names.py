@@ -96,7 +96,7 @@ def test_version_1_database_is_migrated_keeping_colliding_users(
     with caplog.at_level(logging.WARNING, logger="echomesh.server"):
         db = Database(path)
     assert any("same canonical name" in r.getMessage() for r in caplog.records)
-    assert db._db.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert db._db.execute("PRAGMA user_version").fetchone()[0] == 3
     earlier, later = db.get_user("Émile"), db.get_user("émile")
     assert earlier is not None and later is not None
     assert (earlier.password_hash, later.password_hash) == ("a", "b")  # both kept, exact names

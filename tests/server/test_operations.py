@@ -189,7 +189,7 @@ def test_an_older_schema_is_migrated_with_a_log_line(
     assert db.get_user("OLD") is not None  # canonical names work after the migration
     db.close()
     assert any(
-        re.search(r"migrated database .* from schema 1 to 2", r.getMessage())
+        re.search(r"migrated database .* from schema 1 to 3", r.getMessage())
         for r in caplog.records
     )
     caplog.clear()

@@ -59,6 +59,23 @@ def test_leave_and_join_take_effect_immediately() -> None:
     assert rig.relay.user_report(b).active_room == "side"
 
 
+def test_a_muted_member_still_hears_and_is_heard_by_nobody() -> None:
+    rig = make_rig()
+    a, b, c = (rig.join(i, "lobby") for i in range(3))
+    rig.relay.set_muted(a, True)
+    rig.speak(a)
+    rig.speak(b)
+    assert set(rig.heard()) == {a, c}  # b's voice reaches a and c; a's reaches nobody
+    assert rig.relay.user_report(a).dropped == {"muted": 1}
+    rig.relay.set_active_room(a, "side")  # the mute follows the member
+    rig.relay.set_active_room(b, "side")
+    rig.speak(a)
+    assert rig.heard() == {}
+    rig.relay.set_muted(a, False)
+    rig.speak(a)
+    assert set(rig.heard()) == {b}
+
+
 def _reasons(relay: VoiceRelay) -> dict[str, int]:
     return dict(relay.statistics().dropped)
 

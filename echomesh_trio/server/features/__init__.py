@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from echomesh_trio.protocol import events as ev
 
-from . import chat, direct, presence, rooms, session, voice
+from . import calls, chat, direct, moderation, presence, rooms, session, voice
 
 if TYPE_CHECKING:
     from echomesh_trio.server.connection import Connection
@@ -49,4 +49,15 @@ HANDLERS: dict[type, Handler] = {
     ev.VoiceDatagram: voice.on_tunnelled,
     ev.RequestVoiceStats: voice.on_stats,
     ev.ReportVoiceLoss: voice.on_loss_report,
+    ev.PlaceCall: calls.on_place,
+    ev.AcceptCall: calls.on_accept,
+    ev.RejectCall: calls.on_reject,
+    ev.HangUp: calls.on_hang_up,
+    ev.Kick: moderation.on_kick,
+    ev.Mute: moderation.on_mute,
+    ev.Unmute: moderation.on_mute,
+    ev.Ban: moderation.on_ban,
+    ev.Unban: moderation.on_unban,
+    ev.GrantOwner: moderation.on_owner,
+    ev.RevokeOwner: moderation.on_owner,
 }

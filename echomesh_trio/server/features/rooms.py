@@ -25,12 +25,13 @@ from echomesh_trio.server.request import (
     not_in_room,
     quoted,
 )
-from echomesh_trio.server.state import room_name_problem
+from echomesh_trio.server.state import Session, room_name_problem
 from echomesh_trio.server.store import RoomDeletion
 
 from .chat import history_frames
 
 if TYPE_CHECKING:
+    from echomesh_trio.server.connection import Connection
     from echomesh_trio.server.service import ControlService
 
 log = logging.getLogger("echomesh.server")
@@ -113,15 +114,27 @@ async def on_leave(svc: ControlService, req: Request[ev.LeaveRoom]) -> None:
     room, session = req.event.room_id, req.session
     if _room_action_refused(svc, req):
         return
-    if not svc.registry.leave(session, room):
+    left = remove_member(svc, session, room)
+    if left is None:
         req.fail(svc.not_in_room_code(room), not_in_room(room))
         return
+    req.reply(left)
+
+
+def remove_member(
+    svc: ControlService, session: Session[Connection], room: str
+) -> ev.MemberLeft | None:
+    """Take the session out of the room (leaving, or kicked): the remaining members are
+    told, its active voice room moves to the room it joined before. Returns the notice
+    for the session itself to get, or None if it was not in the room."""
+    if not svc.registry.leave(session, room):
+        return None
     svc.budgets.forget_typing(session.user_id, room)
     if session.voice_room == room:
         svc.set_voice_room(session, session.rooms[-1] if session.rooms else None)
     left = ev.MemberLeft(room, session.member())
     svc.broadcast(svc.registry.members(room), notice_frame(left))
-    req.reply(left)
+    return left
 
 
 async def on_delete(svc: ControlService, req: Request[ev.DeleteRoom]) -> None:
@@ -141,6 +154,7 @@ async def on_delete(svc: ControlService, req: Request[ev.DeleteRoom]) -> None:
     log.info("%s deleted room %r", session.username, room)
     notice = ev.RoomDeleted(room, session.member())
     members = svc.registry.delete_room(room)
+    svc.mutes = {m for m in svc.mutes if m[1] != room}  # a later room of that name starts clean
     svc.broadcast([m for m in members if m is not session], notice_frame(notice))
     for member in members:
         svc.budgets.forget_typing(member.user_id, room)

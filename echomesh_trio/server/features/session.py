@@ -17,8 +17,10 @@ for a timeout. A connection that ends without ``Logout`` keeps its session for
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import trio
@@ -30,7 +32,7 @@ from echomesh_trio.server.names import MAX_USERNAME, canonical, username_problem
 from echomesh_trio.server.passwords import hash_password, verify_password
 from echomesh_trio.server.request import ROOMS_PER_FRAME, Request, chunks
 from echomesh_trio.server.state import Session
-from echomesh_trio.server.store import NameUnavailable, UserExists, UserRecord
+from echomesh_trio.server.store import BanRecord, NameUnavailable, UserExists, UserRecord
 
 from .direct import deliver_pending
 
@@ -71,6 +73,66 @@ def login_name_problem(name: str) -> str | None:
     if not name.isprintable():
         return "username contains control characters"
     return None
+
+
+def normal_address(address: str) -> str:
+    """An IP address in one spelling (``::1`` for ``0:0::1``), so bans compare equal;
+    other text as it is."""
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        return address
+
+
+def ban_text(ban: BanRecord) -> str:
+    """What a banned user is told (the login refusal, the goodbye): whom, until when, why."""
+    who = f"the address {ban.address} is" if ban.address else "you are"
+    return f"{who} banned{ban_end(ban)}: {ban.reason or 'no reason given'}"
+
+
+def ban_end(ban: BanRecord) -> str:
+    """ " until 2026-12-03 01:00:00 UTC", or " with no end date"."""
+    if not ban.expires_ms:
+        return " with no end date"
+    end = datetime.fromtimestamp(ban.expires_ms / 1000, UTC)
+    return f" until {end:%Y-%m-%d %H:%M:%S} UTC"
+
+
+async def refused_if_banned(
+    svc: ControlService, conn: Connection, user: UserRecord | None, request_id: int
+) -> bool:
+    """Refuse the login (403, with the reason and the end of the ban) if the user (when
+    given) or else the connection's address is banned now; True if it was refused."""
+    store = svc.store
+    if user is not None:
+        ban = await store.run(store.db.active_ban, user.user_id, None, svc.now_ms())
+    else:
+        ban = await store.run(store.db.active_ban, None, normal_address(conn.address), svc.now_ms())
+    if ban is None:
+        return False
+    text = ban_text(ban)
+    svc.metrics.login("banned")
+    log.info(
+        "refused login%s from %s: %s",
+        f" of {user.username}" if user is not None else "",
+        conn.address,
+        text,
+    )
+    conn.send_nowait(
+        ev.LoginResult(
+            LS.FORBIDDEN, message=text, ban_reason=ban.reason, ban_expires_ms=ban.expires_ms or 0
+        ),
+        request_id,
+    )
+    return True
+
+
+def expel(svc: ControlService, session: Session[Connection], goodbye: ev.Goodbye) -> None:
+    """End a session on the server's initiative (kicked, banned): its call, rooms and
+    presence end now, and the connection closes after the goodbye."""
+    if svc.registry.current(session.user_id) is session:
+        end_session(svc, session, presence=True)
+    session.peer.close(goodbye.message, goodbye)
 
 
 async def on_ping(
@@ -121,13 +183,15 @@ async def on_login(
     if wait > 0:
         answer(LS.TOO_MANY_ATTEMPTS, f"too many failed logins; try again in {wait:.0f} s")
         return
+    if user_key not in svc.admins and await refused_if_banned(svc, conn, None, request_id):
+        return  # the address is banned (admins never are: they can always lift a ban)
     user = await _authenticate(svc, conn, request, answer)
     if user is None:
         return
     svc.throttle.record_success(address, user_key)
-    svc.metrics.login("ok")
-    if conn.closing:
+    if await refused_if_banned(svc, conn, user, request_id) or conn.closing:
         return
+    svc.metrics.login("ok")
     if user.canonical is None:
         log.warning(
             "user %s (id %d) shares its canonical name with an older account and can log in"
@@ -245,6 +309,8 @@ async def _start_session(
             conn.send_nowait(resumed, request_id)
     if voice_setup is not None:
         conn.send_nowait(voice_setup)
+    if old is not None:
+        svc.calls.session_resumed(session, request_id)
     log.info(
         "login %s (id %d) from %s%s",
         user.username,
@@ -288,8 +354,9 @@ async def on_logout(svc: ControlService, req: Request[ev.Logout]) -> None:
 
 
 def end_session(svc: ControlService, session: Session[Connection], presence: bool) -> None:
-    """Take the session out of its rooms (members told), the relay and, with ``presence``,
-    tell presence watchers it went offline."""
+    """End its call (the other party told), take the session out of its rooms (members
+    told), the relay and, with ``presence``, tell presence watchers it went offline."""
+    svc.calls.session_ended(session)
     svc.sessions_by_conn.pop(session.peer, None)
     if svc.voice is not None and session.source_id:
         svc.voice.unregister(session.source_id)

@@ -4,6 +4,7 @@ themselves are the relay's (echomesh_trio.voice)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -54,7 +55,11 @@ async def on_tunnelled(svc: ControlService, req: Request[ev.VoiceDatagram]) -> N
 async def on_stats(svc: ControlService, req: Request[ev.RequestVoiceStats]) -> None:
     voice = _voice(svc, req)
     if voice is not None:
-        req.reply(voice.user_report(req.session.source_id))
+        report = voice.user_report(req.session.source_id)
+        if svc.calls.relay_room(req.session.user_id) is not None:
+            # In a call: the active room is still the one the voice returns to.
+            report = dataclasses.replace(report, active_room=req.session.voice_room or "")
+        req.reply(report)
 
 
 async def on_loss_report(svc: ControlService, req: Request[ev.ReportVoiceLoss]) -> None:
