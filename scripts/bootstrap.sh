@@ -22,7 +22,9 @@ if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
 fi
 
 # --- Native libraries (libopus for the codec, PortAudio for sound devices) -----
-have_lib() { ldconfig -p 2>/dev/null | grep -q "$1"; }
+# Not grep -q: with pipefail, grep leaving early makes ldconfig die of SIGPIPE, and a library
+# that is there would count as missing.
+have_lib() { ldconfig -p 2>/dev/null | grep "$1" >/dev/null; }
 missing=()
 have_lib 'libopus\.so\.0' || missing+=(libopus0)
 have_lib 'libportaudio\.so\.2' || missing+=(libportaudio2)

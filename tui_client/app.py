@@ -88,14 +88,6 @@ class EchoMeshApp(App[None]):
     TITLE = "EchoMesh"
     CSS_PATH = "echomesh.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("f2", "talk", "Talk", id="talk"),
-        Binding("f3", "mute", "Mute", id="mute"),
-        Binding("f4", "deafen", "Deafen", id="deafen"),
-        Binding("f5", "cycle_mode", "Mode", id="mode"),
-        Binding("f6", "vad_step(-1)", "VAD-", id="vad-down"),
-        Binding("f7", "vad_step(1)", "VAD+", id="vad-up"),
-        Binding("ctrl+n", "next_conversation", "Next room", id="next"),
-        Binding("ctrl+o", "devices", "Devices", id="devices"),
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True),
     ]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Static
@@ -19,6 +20,18 @@ from tui_client.widgets.talk import LevelMeter, OnAir
 
 
 class MainScreen(Screen[None]):
+    # The actions are the app's (it owns the client); ids let a keymap rebind them.
+    BINDINGS = [
+        Binding("f2", "app.talk", "Talk", id="talk"),
+        Binding("f3", "app.mute", "Mute", id="mute"),
+        Binding("f4", "app.deafen", "Deafen", id="deafen"),
+        Binding("f5", "app.cycle_mode", "Mode", id="mode"),
+        Binding("f6", "app.vad_step(-1)", "VAD-", id="vad-down"),
+        Binding("f7", "app.vad_step(1)", "VAD+", id="vad-up"),
+        Binding("ctrl+n", "app.next_conversation", "Next room", id="next"),
+        Binding("ctrl+o", "app.devices", "Devices", id="devices"),
+    ]
+
     def compose(self) -> ComposeResult:
         yield Banner(id="banner")
         with Horizontal(id="body"):
@@ -78,6 +91,7 @@ class MainScreen(Screen[None]):
                 rows.append(Row(name, speaking, you, you and model.muted, you and model.deafened))
         self.query_one(MemberList).show(rows)
         self.query_one(OnAir).show(model.transmitting, mode, model.muted, model.deafened)
+        self.set_class(model.transmitting, "transmitting")
         self.query_one(LevelMeter).show(model.level_dbfs, threshold)
         chat_input = self.query_one(ChatInput)
         chat_input.rooms = model.rooms
