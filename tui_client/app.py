@@ -86,7 +86,7 @@ class Launch:
 
 class EchoMeshApp(App[None]):
     TITLE = "EchoMesh"
-    CSS_PATH = "echomesh.tcss"
+    CSS_PATH = Path(__file__).with_name("echomesh.tcss")  # absolute: subclasses live elsewhere
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True),
     ]
@@ -236,9 +236,16 @@ class EchoMeshApp(App[None]):
 
     @on(StateBatch)
     def _state_batch(self, message: StateBatch) -> None:
+        changed = False
         for event in message.events:
+            if isinstance(event, ce.InputLevel) and (round(event.dbfs), event.voice) == (
+                round(self.model.level_dbfs), self.model.voice,
+            ):  # fmt: skip
+                continue  # the meter would show the same: no redraw (10 of these a second)
             self.model.apply(event)
-        self.refresh_view()
+            changed = True
+        if changed:
+            self.refresh_view()
 
     @on(SessionEnded)
     def _session_ended(self, message: SessionEnded) -> None:

@@ -23,7 +23,8 @@ STYLES = {
 
 class ChatLog(RichLog):
     def __init__(self, **kw: object) -> None:
-        super().__init__(wrap=True, markup=False, highlight=False, **kw)  # type: ignore[arg-type]
+        # min_width: RichLog renders at least 78 cells wide by default, cutting lines off
+        super().__init__(wrap=True, markup=False, highlight=False, min_width=20, **kw)  # type: ignore[arg-type]
         self._key: str | None = None
         self._written = 0
         self.plain_lines: list[str] = []
