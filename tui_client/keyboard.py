@@ -19,15 +19,17 @@ API for the app::
     EchoMeshApp(driver_class=release_aware_driver(talk_key="f12")).run()
 
 - ``release_aware_driver(talk_key=DEFAULT_TALK_KEY) -> type[Driver] | None``: a subclass of
-  Textual's ``LinuxDriver``; None where that driver does not apply (Windows, or when the
-  talk key name is unknown: ValueError then). Key names are Textual's (``f12``,
-  ``space``, ``right_control``, ``pause``, ``a``), optionally with required modifiers
-  (``ctrl+space``); other modifiers held meanwhile do not matter.
+  Textual's ``LinuxDriver`` (Linux and macOS); None on Windows; ValueError for an unknown
+  key name. Key names are Textual's (``f12``, ``space``, ``right_control``, ``pause``,
+  ``a``), optionally with required modifiers (``ctrl+space``); other modifiers held
+  meanwhile do not matter. Pick a key nobody types into the chat input. Textual uses
+  ``driver_class`` only for a full-screen run: ``run_test()`` (headless) and
+  ``run(inline=True)`` use their own drivers, so Pilot tests see plain key presses.
 - The app receives exactly one :class:`KeyboardCapabilities` after each start (and after
   resuming from Ctrl+Z): ``releases`` is True when the terminal confirmed flag 2
   (kitty, WezTerm with ``enable_kitty_keyboard = true``, Ghostty, foot, Alacritty), False
   otherwise (no kitty protocol: xterm, VTE terminals, tmux, screen; or
-  ``TEXTUAL_DISABLE_KITTY_KEYBOARD``). ``flags`` is what the terminal reported, or None.
+  ``TEXTUAL_DISABLE_KITTY_KEY=1``). ``flags`` is what the terminal reported, or None.
   The driver instance also has ``supports_release_events`` (None until known).
 - Only when releases are confirmed are the talk key's events consumed: a press posts
   ``TalkKey(down=True)``, repeats are swallowed, the release posts ``TalkKey(down=False)``.
@@ -41,6 +43,11 @@ API for the app::
 
 The pure part, :class:`KittyInputFilter` (text in, text and events out, no I/O, no clock),
 is what the tests exercise with hypothesis; :class:`KeyInputPipeline` adds Textual's parser.
+
+The one piece of Textual reproduced is the driver's ``run_input_thread`` (its parser is a
+local variable there, so the filter cannot be slotted in otherwise): the same selector,
+read, decode and tick loop in 25 lines. It leans on private names (``_xterm_parser``,
+``_keyboard_protocol``); check them on Textual upgrades (the tests will tell).
 """
 
 from __future__ import annotations
@@ -400,20 +407,20 @@ def _make_driver_class(spec: TalkKeySpec) -> type[Driver]:
         def __init__(self, app: Any, **kwargs: Any) -> None:
             super().__init__(app, **kwargs)
             self.supports_release_events: bool | None = None
-            self._pipeline = KeyInputPipeline(self.talk_key, debug=self._debug)
+            self._pipeline: KeyInputPipeline | None = None  # one per application mode
             self._pushed = False
 
         def start_application_mode(self) -> None:
             self.supports_release_events = None
-            self._pipeline = KeyInputPipeline(self.talk_key, debug=self._debug)
+            pipeline = self._pipeline = KeyInputPipeline(self.talk_key, debug=self._debug)
             asking = self.input_tty and not constants.DISABLE_KITTY_KEY
             if asking:
-                self._pipeline.filter.expect_query_reply()
+                pipeline.filter.expect_query_reply()
             super().start_application_mode()
             if self._writer_thread is None:
                 return  # Textual gave up (we were put in the background)
             if not asking:
-                self._pipeline.filter.set_transparent()
+                pipeline.filter.set_transparent()
                 self._deliver([KeyboardCapabilities(False)])
                 return
             # Our own stack entry on top of Textual's (both on the alternate screen's
@@ -428,7 +435,8 @@ def _make_driver_class(spec: TalkKeySpec) -> type[Driver]:
                 self.write("\x1b[<u")  # pop ours; Textual then pops its own
                 self._pushed = False
             super().stop_application_mode()
-            self._deliver(self._pipeline.release())  # the input thread has stopped
+            if self._pipeline is not None:  # the input thread has stopped
+                self._deliver(self._pipeline.release())
 
         def run_input_thread(self) -> None:
             """Textual's input loop, with the filter in front of Textual's parser."""
@@ -437,6 +445,7 @@ def _make_driver_class(spec: TalkKeySpec) -> type[Driver]:
             # "replace": a stray invalid byte must not kill the input thread.
             decode = getincrementaldecoder("utf-8")("replace").decode
             pipeline = self._pipeline
+            assert pipeline is not None, "start_application_mode creates it"
             try:
                 while not self.exit_event.is_set():
                     timeout = PENDING_FLUSH_S if pipeline.filter.flushable else 0.1

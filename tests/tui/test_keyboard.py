@@ -4,6 +4,7 @@ front of Textual's own parser, and the driver in a subprocess on a pseudo-termin
 
 from __future__ import annotations
 
+import codecs
 import fcntl
 import json
 import os
@@ -89,6 +90,18 @@ def test_any_input_in_any_chunking_gives_the_same_result_and_never_raises(
 def test_arbitrary_text_never_raises(text: str, cuts: list[int]) -> None:
     items = _run_filter(_split(text, cuts), reply=KITTY_REPLY)
     assert all(isinstance(i, str | TalkEdge | KittyFlagsReport) for i in items)
+
+
+@given(st.binary(max_size=300), st.lists(st.integers(0, 500), max_size=6))
+def test_any_bytes_decoded_as_the_driver_does_never_raise(data: bytes, cuts: list[int]) -> None:
+    decode = codecs.getincrementaldecoder("utf-8")("replace").decode
+    pipeline = KeyInputPipeline(F12)
+    pipeline.filter.expect_query_reply()
+    pipeline.feed(KITTY_REPLY)
+    points = sorted({c % (len(data) + 1) for c in cuts})
+    for a, b in zip([0, *points], [*points, len(data)], strict=True):
+        pipeline.feed(decode(data[a:b]))
+    pipeline.tick(idle=True)
 
 
 @given(
