@@ -228,18 +228,23 @@ def _bind(path: Path) -> tuple[trio.socket.SocketType, tuple[int, int]]:
         if tmp != path:
             tmp.unlink()
     raw = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    placed = False
     try:
-        raw.bind(os.fspath(tmp))
+        try:
+            raw.bind(os.fspath(tmp))
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot create the socket {path}: {exc.strerror}") from exc
         os.chmod(tmp, 0o600)
         if tmp != path:
             os.rename(tmp, path)
+        placed = True
         raw.listen(16)
         st = path.stat()
         return trio.socket.from_stdlib_socket(raw), (st.st_dev, st.st_ino)
     except BaseException:
         raw.close()
         with contextlib.suppress(OSError):
-            tmp.unlink()
+            (path if placed else tmp).unlink()
         raise
 
 
@@ -273,6 +278,7 @@ async def serve_ptt_socket(
     Reports the bound path through `task_status`. Raises PttSocketInUse if another live
     process serves `path`. The socket file is removed on exit.
     """
+    path = Path(path)
     listener, identity = _bind(path)
     state = PttState()
     clients: dict[int, _Client] = {}

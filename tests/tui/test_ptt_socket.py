@@ -4,6 +4,7 @@ asyncio directory)."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
 import socket
@@ -13,6 +14,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import outcome
 import pytest
 import trio
 from hypothesis import given
@@ -293,6 +295,14 @@ def test_a_stale_socket_is_replaced_and_a_live_one_refused(tmp_path: Path) -> No
     assert path.read_text() == "not a socket"
 
 
+def test_an_impossible_path_is_a_clear_error(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-dir" / "ptt.sock"
+    with pytest.raises(OSError, match=r"cannot create the socket .*no-such-dir"):
+        trio.run(serve_ptt_socket, missing, print)
+    with pytest.raises(ValueError, match="too long"):
+        trio.run(serve_ptt_socket, tmp_path / ("x" * 120), print)
+
+
 def test_the_send_helper_holds_until_released(tmp_path: Path) -> None:
     """`send down` stays connected until `send up`, as a key press / release pair runs."""
     cli = [sys.executable, "-m", "tui_client.ptt_socket", "send"]
@@ -342,3 +352,49 @@ def test_send_helper_reports_server_errors() -> None:
     )
     assert out.returncode == 2
     assert "invalid choice" in out.stderr
+
+
+def test_it_serves_from_a_trio_guest_run_on_asyncio(tmp_path: Path) -> None:
+    """As in the app: Trio in guest mode on an asyncio loop, a client on the asyncio side."""
+
+    path = tmp_path / "ptt.sock"
+    told: list[bool] = []
+
+    async def host() -> None:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[outcome.Outcome[None]] = loop.create_future()
+        listening = asyncio.Event()
+        talked = asyncio.Event()
+        scope = trio.CancelScope()
+
+        def on_talk(value: bool) -> None:
+            told.append(value)
+            if len(told) == 2:
+                talked.set()
+
+        async def guest() -> None:
+            with scope:
+                async with trio.open_nursery() as nursery:
+                    await nursery.start(serve_ptt_socket, path, on_talk)
+                    listening.set()
+
+        trio.lowlevel.start_guest_run(
+            guest,
+            run_sync_soon_threadsafe=loop.call_soon_threadsafe,
+            run_sync_soon_not_threadsafe=loop.call_soon,
+            done_callback=done.set_result,
+            host_uses_signal_set_wakeup_fd=False,
+        )
+        async with asyncio.timeout(30):
+            await listening.wait()
+            _, writer = await asyncio.open_unix_connection(os.fspath(path))
+            writer.write(b"down\n")
+            await writer.drain()
+            writer.close()  # disconnecting while holding releases
+            await talked.wait()
+            scope.cancel()
+            (await done).unwrap()  # the guest run ended cleanly
+
+    asyncio.run(host())
+    assert told == [True, False]
+    assert not path.exists()
