@@ -42,6 +42,7 @@ class _SpeakerCounters:
     received: int = 0
     late: int = 0
     concealed: int = 0
+    recovered: int = 0
 
 
 class _Playback:
@@ -192,7 +193,9 @@ class AudioEngine:
 
     # ---------------------------------------------------------------- statistics
     def loss_report(self) -> ev.ReportVoiceLoss | None:
-        """Per speaker heard since the last report: expected, lost and late packets."""
+        """Per speaker heard since the last report: expected (received + lost), lost
+        (concealed frames that were not late, and frames recovered from a later packet)
+        and late packets."""
         entries = []
         for source_id, stats in self.receiver.statistics().speakers.items():
             if not isinstance(source_id, int):
@@ -203,8 +206,11 @@ class AudioEngine:
             received = genuine - before.received
             late = jitter.late - before.late
             concealed = jitter.concealed - before.concealed
-            before.received, before.late, before.concealed = genuine, jitter.late, jitter.concealed
-            lost = max(0, concealed - late)
+            recovered = jitter.recovered - before.recovered
+            before.received, before.late = genuine, jitter.late
+            before.concealed, before.recovered = jitter.concealed, jitter.recovered
+            # The network's loss: what redundancy and FEC recovered did not arrive either.
+            lost = max(0, concealed - late) + max(0, recovered)
             expected = received + lost
             if expected > 0:
                 late = min(max(0, late), received)

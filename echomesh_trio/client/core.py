@@ -212,6 +212,8 @@ class Client:
         self.link: VoiceLink | None = None
         self.tcp_rtt_ms: float | None = None
         self._ping_nonce = itertools.count(1)
+        self._ping_sent: dict[int, float] = {}
+        """Our outstanding pings by nonce: RTT at the clock's resolution, not the wire's ms."""
         self._reported_loss = 0.0
         self.audio: AudioEngine | None = None
         if config.audio_input is not None and config.audio_output is not None:
@@ -626,8 +628,9 @@ class Client:
             nursery.start_soon(_send_quietly, conn, ev.Pong(event.nonce, event.sent_ms), rid)
 
     def _on_pong(self, event: ev.Pong, rid: int) -> None:
-        if event.sent_ms:
-            self.tcp_rtt_ms = max(0.0, _now_ms() - event.sent_ms)
+        sent = self._ping_sent.pop(event.nonce, None)
+        if sent is not None:
+            self.tcp_rtt_ms = (trio.current_time() - sent) * 1000
 
     def _pass(self, event: ce.ClientEvent, rid: int) -> None:
         self._emit(event)
@@ -816,7 +819,9 @@ class Client:
                 if self._conn_scope is not None:
                     self._conn_scope.cancel()
                 return
-            await _send_quietly(conn, ev.Ping(next(self._ping_nonce), _now_ms()))
+            nonce = next(self._ping_nonce)
+            self._ping_sent = {nonce: trio.current_time()}  # one outstanding is enough
+            await _send_quietly(conn, ev.Ping(nonce, _now_ms()))
 
     async def _statistics(self, conn: ControlConnection) -> None:
         """LinkStatistics every second; a loss report to the server every other one."""

@@ -202,7 +202,8 @@ class SpeakerLoss:
     expected: int
     """Packets the speaker's sequence numbers say were sent in the interval."""
     lost: int
-    """Never arrived (nor recovered from a later packet's redundancy)."""
+    """Never arrived in time: concealed, or recovered from a later packet's redundancy or
+    FEC (the network's loss, which the speaker's protection is sized for)."""
     late: int
     """Arrived after their playout time."""
 

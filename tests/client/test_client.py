@@ -266,3 +266,32 @@ async def test_closing_logs_out_and_a_second_login_takes_the_session_over(
                 assert len(of(ben_seen, ev.MemberJoined)) == joins
                 assert not [e for e in of(ben_seen, ev.MemberLeft)[1:]]
                 assert of(second_seen, ce.RoomJoined)[0].members
+
+
+async def test_the_sender_follows_the_loss_its_listener_reports(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    info = await start(nursery, tmp_path)
+    ann_cfg = config(info, "ann", rooms=["l"], audio_input=ToneInput(440.0),
+                     transmit_mode=GateMode.CONTINUOUS)  # fmt: skip
+    async with online(config(info, "ben", rooms=["l"])) as (ben, _):
+        assert ben.audio is not None
+        heard = ben.audio.frame_received
+        count = 0
+
+        def lossy(frame: Any) -> None:  # ben's network loses every fifth packet
+            nonlocal count
+            count += 1
+            if count % 5:
+                heard(frame)
+
+        ben.audio.frame_received = lossy  # type: ignore[method-assign]
+        if ben.link is not None:
+            ben.link._on_frame = lossy
+        async with online(ann_cfg) as (ann, ann_seen):
+            assert ann.audio is not None
+            assert ann.audio.sender.statistics().copies == 0  # a clean start
+            stats = await wait_for(ann_seen, ce.LinkStatistics, lambda e: e.reported_loss > 0.1)
+            assert stats.reported_loss < 0.35
+            sent = ann.audio.sender.statistics()
+            assert sent.copies >= 1  # redundancy follows the reported loss
