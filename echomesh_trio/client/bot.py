@@ -16,6 +16,7 @@ login, a refused certificate or an unreachable server exit 1 with one line.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import math
 import os
@@ -32,6 +33,7 @@ from echomesh_trio import __version__
 from echomesh_trio.audio.pcm import Pcm
 from echomesh_trio.audio.sender import GateMode
 from echomesh_trio.client import events as ce
+from echomesh_trio.client.control import RequestRefused
 from echomesh_trio.client.core import Client, ClientConfig, NotConnected, open_client
 from echomesh_trio.client.trust import InvalidFingerprint, parse_fingerprint
 from echomesh_trio.devices.base import AudioDeviceError, AudioInput, AudioOutput
@@ -45,6 +47,7 @@ from echomesh_trio.devices.files import (
     WavFileOutput,
 )
 from echomesh_trio.media import FRAME_SAMPLES, SAMPLE_RATE
+from echomesh_trio.protocol import events as ev
 
 PROG: Final = "echomesh-bot"
 ECHO_BUFFER_S: Final = 1.0
@@ -173,6 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--record", type=Path, metavar="OUT.wav", help="record what is heard")
     p.add_argument("--echo", action="store_true", help="send back what is heard")
     p.add_argument("--seconds", type=_seconds, help="exit 0 after this long")
+    p.add_argument("--call", metavar="USER", help="call USER (a private two-person voice room)")
+    p.add_argument("--answer", action="store_true", help="accept incoming calls")
     p.add_argument("--verbose", action="store_true", help="log what the client does")
     p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     return p
@@ -244,6 +249,11 @@ class Bot:
                 raise Fatal(str(exc)) from None
             if args.room not in client.rooms:
                 raise Fatal(f"could not join room {args.room!r}")
+            if args.call:
+                try:
+                    await client.place_call(args.call)
+                except RequestRefused as exc:
+                    raise Fatal(f"cannot call {args.call}: {exc.reply.message}") from None
             file_input = audio_input if isinstance(audio_input, FileMicrophone) else None
             with trio.move_on_after(args.seconds if args.seconds else math.inf):
                 if file_input is not None:
@@ -257,6 +267,9 @@ class Bot:
                 await trio.sleep_forever()
             client.set_transmit_mode(GateMode.PUSH_TO_TALK)  # end the spurt before leaving
             await trio.sleep(END_GRACE_S)
+            if client.call is not None:
+                with contextlib.suppress(RequestRefused, NotConnected):
+                    await client.hang_up()
             nursery.cancel_scope.cancel()
 
     async def _report(self, client: Client) -> None:
@@ -264,6 +277,15 @@ class Bot:
             line = describe(event, client)
             if line:
                 self.say(line)
+            if (
+                self.args.answer
+                and isinstance(event, ev.CallRinging)
+                and event.callee.user_id == client.user_id
+            ):
+                try:
+                    await client.accept_call(event.call_id)
+                except RequestRefused as exc:  # the caller gave up meanwhile
+                    self.say(f"could not answer: {exc.reply.message}")
             if (
                 isinstance(event, ce.ConnectionChanged)
                 and event.state is ce.ConnectionState.OFFLINE
@@ -273,9 +295,28 @@ class Bot:
 
 def describe(event: ce.ClientEvent, client: Client) -> str | None:
     """One line for an event worth knowing, or None."""
-    from echomesh_trio.protocol import events as ev
-
     match event:
+        case ev.CallRinging():
+            if event.caller.user_id == client.user_id:
+                return f"calling {event.callee.username}"
+            return f"{event.caller.username} is calling"
+        case ev.CallConnected():
+            return f"call with {_other(event, client)} connected"
+        case ev.CallEnded():
+            how = event.reason.name.lower().replace("_", " ")
+            length = f", {event.duration_ms / 1000:.1f} s" if event.duration_ms else ""
+            return f"call with {_other(event, client)} ended ({how}{length})"
+        case ev.Moderated():
+            what = {
+                ev.ModerationKind.KICK: "kicked from",
+                ev.ModerationKind.MUTE: "muted in",
+                ev.ModerationKind.UNMUTE: "unmuted in",
+                ev.ModerationKind.OP: "made owner of",
+                ev.ModerationKind.DEOP: "no longer owner of",
+            }.get(event.kind, event.kind.name)
+            where = event.room_id or "the server"
+            because = f": {event.reason}" if event.reason else ""
+            return f"{what} {where} by {event.by.username}{because}"
         case ce.ConnectionChanged(state=ce.ConnectionState.RECONNECTING):
             return f"connection lost ({event.reason}); reconnecting in {event.retry_in_s:.1f} s"
         case ce.ConnectionChanged(state=ce.ConnectionState.CONNECTED):
@@ -306,6 +347,11 @@ def describe(event: ce.ClientEvent, client: Client) -> str | None:
         case ce.MessageFailed():
             return f"message not sent: {event.code.name}: {event.reason}"
     return None
+
+
+def _other(event: ev.CallConnected | ev.CallEnded, client: Client) -> str:
+    mine = event.caller.user_id == client.user_id
+    return event.callee.username if mine else event.caller.username
 
 
 def main(argv: Sequence[str] | None = None) -> int:

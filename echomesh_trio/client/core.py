@@ -92,6 +92,10 @@ log = logging.getLogger("echomesh.client")
 CS = ce.ConnectionState
 E = ev.ErrorCode
 
+CONNECT_TIMEOUT_S: Final = 10.0
+"""TCP connect and TLS handshake (a host that drops packets would otherwise hang us)."""
+LOGIN_TIMEOUT_S: Final = 15.0
+"""From the login request to its answer (the server's scrypt check takes ~0.1 s)."""
 PING_EVERY_S: Final = 5.0
 DEAD_AFTER_S: Final = 15.0
 """Nothing from the server this long (three pings unanswered): the connection is dead."""
@@ -111,6 +115,10 @@ missed (the server sends the last 50 on join)."""
 
 class NotConnected(Exception):
     """The request needs the server, and the client is not connected right now."""
+
+
+class NoCall(Exception):
+    """Answering or rejecting when no call rings."""
 
 
 @dataclass(frozen=True)
@@ -150,7 +158,7 @@ class ClientConfig:
 class _Call:
     """A request waiting for its answer."""
 
-    kind: type
+    kind: type | tuple[type, ...]
     done: trio.Event = field(default_factory=trio.Event)
     parts: list[object] = field(default_factory=list)
     result: object = None
@@ -215,6 +223,8 @@ class Client:
         self._ping_sent: dict[int, float] = {}
         """Our outstanding pings by nonce: RTT at the clock's resolution, not the wire's ms."""
         self._reported_loss = 0.0
+        self.call: ev.CallRinging | ev.CallConnected | None = None
+        """The call we are in, ringing (either way) or connected."""
         self.audio: AudioEngine | None = None
         if config.audio_input is not None and config.audio_output is not None:
             self.audio = AudioEngine(
@@ -321,7 +331,10 @@ class Client:
         config = self.config
         where = f"{config.host}:{config.port}"
         try:
-            conn = await self._open()
+            with trio.fail_after(CONNECT_TIMEOUT_S):
+                conn = await self._open()
+        except trio.TooSlowError:
+            return f"cannot reach {where}: no answer within {CONNECT_TIMEOUT_S:.0f} s"
         except TrustError as exc:
             self._set_state(CS.OFFLINE, str(exc))
             return None
@@ -329,7 +342,10 @@ class Client:
             return f"cannot reach {where}: {_oserror_text(exc)}"
         try:
             try:
-                result = await conn.login(config.username, config.password, config.client_name)
+                with trio.fail_after(LOGIN_TIMEOUT_S):
+                    result = await conn.login(config.username, config.password, config.client_name)
+            except trio.TooSlowError:
+                return f"{where} did not answer the login within {LOGIN_TIMEOUT_S:.0f} s"
             except (ConnectionClosed, RequestRefused) as exc:
                 return f"login failed: {exc}"
             if not result.ok:
@@ -410,9 +426,11 @@ class Client:
         self.outbox.disconnected()
         self._fail_calls(NotConnected("the connection was lost"))
         reason = lost[0] if lost else "the connection was lost"
+        self.call = None  # the server ends a call with the session (CE_DISCONNECTED)
         goodbye = conn.goodbye
-        if goodbye is not None and goodbye.reason == ev.GoodbyeReason.REPLACED:
-            self._set_state(CS.OFFLINE, f"logged in elsewhere: {goodbye.message}")
+        final = _FINAL_GOODBYES.get(goodbye.reason) if goodbye is not None else None
+        if goodbye is not None and final is not None:  # no coming back by ourselves
+            self._set_state(CS.OFFLINE, f"{final}: {goodbye.message}")
             return None
         return reason
 
@@ -635,6 +653,16 @@ class Client:
     def _pass(self, event: ce.ClientEvent, rid: int) -> None:
         self._emit(event)
 
+    def _on_call(self, event: ev.CallRinging | ev.CallConnected | ev.CallEnded, rid: int) -> None:
+        self._learn_source(event.caller)
+        self._learn_source(event.callee)
+        if isinstance(event, ev.CallEnded):
+            if self.call is None or self.call.call_id == event.call_id:
+                self.call = None
+        else:
+            self.call = event
+        self._emit(event)
+
     def _learn_source(self, member: ev.Member) -> None:
         if not member.source_id:
             return
@@ -651,7 +679,7 @@ class Client:
         return conn
 
     async def _call(
-        self, request: ev.ClientRequest, answer: type, *, rejoin: bool = False
+        self, request: ev.ClientRequest, answer: type | tuple[type, ...], *, rejoin: bool = False
     ) -> _Call:
         conn = self._require()
         rid = conn.next_request_id()
@@ -718,6 +746,67 @@ class Client:
     async def set_active_room(self, room: str) -> None:
         """The room our voice goes to and comes from ("" for none)."""
         await self._call(ev.SetVoiceRoom(room), ev.VoiceRoomChanged)
+
+    # ---------------------------------------------------------------- calls
+    async def place_call(self, username: str) -> ev.CallRinging | ev.CallEnded:
+        """Call ``username``: ``CallRinging`` while their client rings (then
+        ``CallConnected`` or ``CallEnded`` arrive as events), or ``CallEnded`` with
+        ``BUSY`` at once."""
+        call = await self._call(ev.PlaceCall(to_username=username), (ev.CallRinging, ev.CallEnded))
+        return call.result  # type: ignore[return-value]
+
+    def _ringing_id(self, call_id: int | None) -> int:
+        if call_id is not None:
+            return call_id
+        if self.call is None:
+            raise NoCall("no call is ringing")
+        return self.call.call_id
+
+    async def accept_call(self, call_id: int | None = None) -> ev.CallConnected:
+        """Take the ringing call (the current one by default)."""
+        call = await self._call(ev.AcceptCall(self._ringing_id(call_id)), ev.CallConnected)
+        return call.result  # type: ignore[return-value]
+
+    async def reject_call(self, call_id: int | None = None) -> ev.CallEnded:
+        call = await self._call(ev.RejectCall(self._ringing_id(call_id)), ev.CallEnded)
+        return call.result  # type: ignore[return-value]
+
+    async def hang_up(self) -> ev.CallEnded:
+        """End the current call, ringing or connected."""
+        call = await self._call(ev.HangUp(), ev.CallEnded)
+        return call.result  # type: ignore[return-value]
+
+    # ---------------------------------------------------------------- moderation
+    async def _moderate(self, request: ev.ClientRequest) -> ev.ModerationDone:
+        call = await self._call(request, ev.ModerationDone)
+        return call.result  # type: ignore[return-value]
+
+    async def kick(self, username: str, room: str = "", reason: str = "") -> ev.ModerationDone:
+        """Out of ``room`` (its owners, admins), or with no room off the server (admins)."""
+        return await self._moderate(ev.Kick(username, room, reason))
+
+    async def mute(self, username: str, room: str = "", reason: str = "") -> ev.ModerationDone:
+        """Server-mute in ``room`` (its owners, admins) or everywhere (admins)."""
+        return await self._moderate(ev.Mute(username, room, reason))
+
+    async def unmute(self, username: str, room: str = "") -> ev.ModerationDone:
+        return await self._moderate(ev.Unmute(username, room))
+
+    async def ban(
+        self, username: str = "", *, address: str = "", duration_s: float = 0.0, reason: str = ""
+    ) -> ev.ModerationDone:
+        """Admins: refuse a user's or an address's logins (``duration_s`` 0: until unbanned)."""
+        return await self._moderate(ev.Ban(username, address, duration_s, reason))
+
+    async def unban(self, username: str = "", *, address: str = "") -> ev.ModerationDone:
+        return await self._moderate(ev.Unban(username, address))
+
+    async def op(self, room: str, username: str) -> ev.ModerationDone:
+        """Make ``username`` an owner of ``room``."""
+        return await self._moderate(ev.GrantOwner(room, username))
+
+    async def deop(self, room: str, username: str) -> ev.ModerationDone:
+        return await self._moderate(ev.RevokeOwner(room, username))
 
     # ---------------------------------------------------------------- messages
     def send_chat(self, room: str, text: str) -> str:
@@ -886,7 +975,20 @@ _HANDLERS: dict[type, Callable[[Client, Any, int], None]] = {
     ev.Pong: Client._on_pong,
     ev.TypingNotice: Client._pass,
     ev.PresenceChanged: Client._pass,
+    ev.CallRinging: Client._on_call,
+    ev.CallConnected: Client._on_call,
+    ev.CallEnded: Client._on_call,
+    ev.Moderated: Client._pass,
+    ev.ModerationDone: Client._pass,
 }
+
+_FINAL_GOODBYES = {
+    ev.GoodbyeReason.REPLACED: "logged in elsewhere",
+    ev.GoodbyeReason.KICKED: "kicked off the server",
+    ev.GoodbyeReason.BANNED: "banned",
+    ev.GoodbyeReason.LOGGED_OUT: "logged out",
+}
+"""Goodbyes after which reconnecting by ourselves would be wrong."""
 
 
 async def _send_quietly(conn: ControlConnection, request: ev.ClientRequest, rid: int = 0) -> None:

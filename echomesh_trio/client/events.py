@@ -214,6 +214,11 @@ ClientEvent = (
     | ev.RoomDeleted
     | ev.TypingNotice
     | ev.PresenceChanged
+    | ev.CallRinging
+    | ev.CallConnected
+    | ev.CallEnded
+    | ev.Moderated
+    | ev.ModerationDone
 )
 
 

@@ -157,3 +157,30 @@ async def test_tls_pins_on_first_contact_and_refuses_a_changed_certificate(
         assert accepted.returncode == 0, accepted.stderr.decode()
         assert other.port == info.port
         nursery.cancel_scope.cancel()
+
+
+async def test_one_bot_calls_another_that_answers(nursery: trio.Nursery, tmp_path: Path) -> None:
+    info = await start(nursery, tmp_path / "data")
+    results: dict[str, subprocess.CompletedProcess[bytes]] = {}
+
+    async def run(name: str, *args: str) -> None:
+        results[name] = await bot(tmp_path, *args)
+
+    async with trio.open_nursery() as bots:
+        bots.start_soon(run, "ben", *common(info, "ben", "ben-room"), "--answer",
+                        "--record", str(tmp_path / "ben.wav"), "--seconds", "5")  # fmt: skip
+        await trio.sleep(2.0)
+        bots.start_soon(run, "ann", *common(info, "ann", "ann-room"), "--call", "ben",
+                        "--play", "tone:440", "--seconds", "2.5")  # fmt: skip
+    for name, result in results.items():
+        assert result.returncode == 0, (name, result.stderr.decode())
+    ann_says, ben_says = lines(results["ann"].stdout), lines(results["ben"].stdout)
+    assert "calling ben" in ann_says and "call with ben connected" in ann_says
+    assert "ann is calling" in ben_says and "call with ann connected" in ben_says
+    assert any(x.startswith("call with ann ended (hung up, ") for x in ben_says)
+    assert tone_seconds(read_wav(tmp_path / "ben.wav"), 440.0) >= 1.0  # across rooms
+
+    refused = await bot(tmp_path, *common(info, "ann", "ann-room"), "--call", "nobody",
+                        "--seconds", "1")  # fmt: skip
+    assert refused.returncode == 1
+    assert lines(refused.stderr)[0].startswith("echomesh-bot: cannot call nobody:")

@@ -295,3 +295,75 @@ async def test_the_sender_follows_the_loss_its_listener_reports(
             assert stats.reported_loss < 0.35
             sent = ann.audio.sender.statistics()
             assert sent.copies >= 1  # redundancy follows the reported loss
+
+
+# ------------------------------------------------------------------------------ calls
+async def test_a_call_carries_voice_between_its_two_parties_only(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    info = await start(nursery, tmp_path)
+    ben_wav, cat_wav = tmp_path / "ben.wav", tmp_path / "cat.wav"
+    ben_out, cat_out = WavFileOutput(ben_wav), WavFileOutput(cat_wav)
+    ann_cfg = config(info, "ann", rooms=["a"], audio_input=ToneInput(520.0),
+                     transmit_mode=GateMode.PUSH_TO_TALK)  # fmt: skip
+    async with (
+        online(config(info, "ben", rooms=["b"], audio_output=ben_out)) as (ben, ben_seen),
+        online(config(info, "cat", rooms=["a"], audio_output=cat_out)) as (_, _),
+        online(ann_cfg) as (ann, ann_seen),
+    ):
+        rejected = await ann.place_call("ben")
+        assert isinstance(rejected, ev.CallRinging) and ann.call == rejected
+        await wait_for(ben_seen, ev.CallRinging)
+        ended = await ben.reject_call()
+        assert ended.reason is ev.CallEndReason.REJECTED
+        await wait_for(ann_seen, ev.CallEnded)
+        assert ann.call is None and ben.call is None
+
+        ringing = await ann.place_call("ben")
+        incoming = await wait_for(ben_seen, ev.CallRinging, lambda e: e.call_id == ringing.call_id)
+        assert incoming.caller.username == "ann" and ben.call == incoming
+        connected = await ben.accept_call()
+        assert connected.call_id == ringing.call_id
+        await wait_for(ann_seen, ev.CallConnected)
+        ann.ptt(True)
+        talk = await wait_for(ben_seen, ce.TalkChanged, lambda e: e.speaking)
+        assert talk.username == "ann"  # known from the call, though in no room with ben
+        await trio.sleep(1.0)
+        ann.ptt(False)
+        await wait_for(ben_seen, ce.TalkChanged, lambda e: not e.speaking)
+        over = await ann.hang_up()
+        assert over.reason is ev.CallEndReason.HUNG_UP and over.duration_ms >= 1000
+        theirs = await wait_for(ben_seen, ev.CallEnded, lambda e: e.call_id == ringing.call_id)
+        assert theirs.reason is ev.CallEndReason.HUNG_UP and ben.call is None
+        try:
+            await ben.hang_up()
+        except Exception as exc:
+            assert "call" in str(exc).lower()
+        else:
+            raise AssertionError("there is no call to hang up")
+    ben_out.close()
+    cat_out.close()
+    assert 0.8 <= tone_seconds(read_wav(ben_wav), 520.0) <= 1.3
+    assert np.max(np.abs(read_wav(cat_wav))) == 0  # ann's room did not hear the call
+
+
+async def test_moderation_through_the_library(nursery: trio.Nursery, tmp_path: Path) -> None:
+    server = EchoMeshServer(make_settings(tmp_path, admins=("ann",)), voice=RelayControl())
+    info: ServerInfo = await nursery.start(server.serve)
+    async with (
+        online(config(info, "ann", rooms=["mod"])) as (ann, _),
+        online(config(info, "ben", rooms=["mod"])) as (ben, ben_seen),
+    ):
+        done = await ann.kick("ben", "mod", "too loud")
+        assert done.kind is ev.ModerationKind.KICK and "ben" in done.message
+        told = await wait_for(ben_seen, ev.Moderated)
+        assert (told.kind, told.room_id, told.by.username, told.reason) == (
+            ev.ModerationKind.KICK, "mod", "ann", "too loud",
+        )  # fmt: skip
+        await wait_for(ben_seen, ce.RoomLeft, lambda e: e.room_id == "mod")
+        assert ben.rooms == ()
+        await ann.ban("ben", reason="spam")
+        gone = await wait_for(
+            ben_seen, ce.ConnectionChanged, lambda e: e.state is ce.ConnectionState.OFFLINE
+        )
+        assert gone.reason.startswith("banned") and ben.state is ce.ConnectionState.OFFLINE
