@@ -14,12 +14,15 @@ import sys
 import pytest
 
 import echomesh_trio.audio
+import echomesh_trio.client
 import echomesh_trio.protocol
 import echomesh_trio.voice
 
 IO_AND_UI = ("trio", "socket", "sounddevice", "textual")
 AUDIO_STACK = ("numpy", "opuslib")
 SERVER_MUST_NOT_LOAD = ("numpy", "opuslib", "sounddevice", "soxr", "textual", "scipy")
+PURE_CLIENT_STATE = ("outbox", "backoff", "talk", "event_queue", "events")
+"""The client's decisions, with no I/O: tested with hypothesis, usable anywhere."""
 
 
 def _modules(package: object) -> list[str]:
@@ -53,3 +56,26 @@ def test_audio_loads_no_io_or_ui(module: str) -> None:
 @pytest.mark.parametrize("module", ["echomesh_trio.cli", "echomesh_trio.server.app"])
 def test_the_server_loads_no_audio_or_ui(module: str) -> None:
     assert _loaded(module) & set(SERVER_MUST_NOT_LOAD) == set()
+
+
+@pytest.mark.parametrize("module", _modules(echomesh_trio.client))
+def test_the_client_library_loads_no_ui_and_no_server(module: str) -> None:
+    loaded = _full_names(module)
+    assert "textual" not in {m.split(".")[0] for m in loaded}
+    assert not {m for m in loaded if m.startswith("echomesh_trio.server")}
+
+
+@pytest.mark.parametrize(
+    "module",
+    [m for m in _modules(echomesh_trio.client) if m.split(".")[-1] in PURE_CLIENT_STATE],
+)
+def test_the_client_state_classes_are_pure(module: str) -> None:
+    assert _loaded(module) & {"trio", "socket", "sounddevice", "numpy", "opuslib"} == set()
+
+
+def _full_names(module: str) -> set[str]:
+    code = f"import sys, json, {module}; print(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    return set(json.loads(out.splitlines()[-1]))

@@ -92,6 +92,10 @@ log = logging.getLogger("echomesh.client")
 CS = ce.ConnectionState
 E = ev.ErrorCode
 
+CONNECT_TIMEOUT_S: Final = 10.0
+"""TCP connect and TLS handshake (a host that drops packets would otherwise hang us)."""
+LOGIN_TIMEOUT_S: Final = 15.0
+"""From the login request to its answer (the server's scrypt check takes ~0.1 s)."""
 PING_EVERY_S: Final = 5.0
 DEAD_AFTER_S: Final = 15.0
 """Nothing from the server this long (three pings unanswered): the connection is dead."""
@@ -327,7 +331,10 @@ class Client:
         config = self.config
         where = f"{config.host}:{config.port}"
         try:
-            conn = await self._open()
+            with trio.fail_after(CONNECT_TIMEOUT_S):
+                conn = await self._open()
+        except trio.TooSlowError:
+            return f"cannot reach {where}: no answer within {CONNECT_TIMEOUT_S:.0f} s"
         except TrustError as exc:
             self._set_state(CS.OFFLINE, str(exc))
             return None
@@ -335,7 +342,10 @@ class Client:
             return f"cannot reach {where}: {_oserror_text(exc)}"
         try:
             try:
-                result = await conn.login(config.username, config.password, config.client_name)
+                with trio.fail_after(LOGIN_TIMEOUT_S):
+                    result = await conn.login(config.username, config.password, config.client_name)
+            except trio.TooSlowError:
+                return f"{where} did not answer the login within {LOGIN_TIMEOUT_S:.0f} s"
             except (ConnectionClosed, RequestRefused) as exc:
                 return f"login failed: {exc}"
             if not result.ok:

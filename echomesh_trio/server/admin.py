@@ -5,10 +5,13 @@ reads the live state directly (no locks: everything runs on the Trio thread). hy
 does all the HTTP; this module only routes and answers. Routes:
 
     GET /health            {"status", "timestamp", "uptime", "connections", "rooms",
-                            "userSessions"}; 503 with status "shutting_down" at shutdown
+                            "activeCalls", "userSessions"}; 503 with status "shutting_down"
+                            at shutdown
     GET /metrics           Prometheus text format (metrics.py)
     GET /api/rooms         {"success": true, "data": [...], "total": N}
     GET /api/online-users  the same envelope
+    GET /api/active-calls  the same envelope: calls ringing or connected now
+    GET /api/call-stats    the same envelope: the last ``limit`` ended calls, newest first
 
 With a token set, every route but /health needs ``Authorization: Bearer TOKEN`` (a load
 balancer's probe needs no secret; /health shows counts only). ``Settings`` refuses an
@@ -43,6 +46,9 @@ Send = Callable[[Message], Awaitable[None]]
 MAX_LIMIT = 1000
 """Largest ``limit`` a list endpoint accepts (and its default)."""
 
+CALL_STATS_DEFAULT = 100
+"""Call records ``/api/call-stats`` returns without a ``limit``."""
+
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -57,10 +63,12 @@ class AdminApp:
         self.server = server
         self.token = token
         self.started = time.monotonic()
-        self.routes: dict[str, Callable[[dict[str, list[str]]], tuple[int, Any]]] = {
+        self.routes: dict[str, Callable[[dict[str, list[str]]], Awaitable[tuple[int, Any]]]] = {
             "/health": self.health,
             "/api/rooms": self.rooms,
             "/api/online-users": self.online_users,
+            "/api/active-calls": self.active_calls,
+            "/api/call-stats": self.call_stats,
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -92,7 +100,7 @@ class AdminApp:
             return
         try:
             query = parse_qs(scope.get("query_string", b"").decode("latin-1"), strict_parsing=False)
-            status, payload = route(query)
+            status, payload = await route(query)
         except BadQuery as exc:
             status, payload = 400, {"success": False, "error": str(exc)}
         await _json(send, status, payload)
@@ -107,7 +115,7 @@ class AdminApp:
         return False
 
     # ------------------------------------------------------------------ routes
-    def health(self, query: dict[str, list[str]]) -> tuple[int, Any]:
+    async def health(self, query: dict[str, list[str]]) -> tuple[int, Any]:
         server = self.server
         service = server.service
         shutting_down = server.shutting_down
@@ -117,18 +125,19 @@ class AdminApp:
             "uptime": round(time.monotonic() - self.started, 3),
             "connections": server.connection_count,
             "rooms": len(service.registry.rooms) if service else 0,
+            "activeCalls": len(service.calls.book) if service else 0,
             "userSessions": len(service.registry.sessions) if service else 0,
         }
         return (503 if shutting_down else 200), body
 
-    def rooms(self, query: dict[str, list[str]]) -> tuple[int, Any]:
+    async def rooms(self, query: dict[str, list[str]]) -> tuple[int, Any]:
         limit, offset = _paging(query)
         service = self.server.service
         listing = service.registry.listing() if service else []
         data = [{"name": r.room_id, "members": r.member_count} for r in listing]
         return 200, {"success": True, "data": data[offset : offset + limit], "total": len(data)}
 
-    def online_users(self, query: dict[str, list[str]]) -> tuple[int, Any]:
+    async def online_users(self, query: dict[str, list[str]]) -> tuple[int, Any]:
         limit, offset = _paging(query)
         service = self.server.service
         sessions = sorted(service.registry.online(), key=lambda s: s.username) if service else []
@@ -142,6 +151,28 @@ class AdminApp:
             for s in sessions
         ]
         return 200, {"success": True, "data": data[offset : offset + limit], "total": len(data)}
+
+    async def active_calls(self, query: dict[str, list[str]]) -> tuple[int, Any]:
+        limit, offset = _paging(query)
+        service = self.server.service
+        data = service.active_calls() if service else []
+        return 200, {"success": True, "data": data[offset : offset + limit], "total": len(data)}
+
+    async def call_stats(self, query: dict[str, list[str]]) -> tuple[int, Any]:
+        """The last ``limit`` (default 100) ended calls, newest first; ``total`` counts
+        every call recorded."""
+        unknown = sorted(set(query) - {"limit"})
+        if unknown:
+            raise BadQuery(f"unknown query parameter {unknown[0]!r} (limit is known)")
+        limit = _int_param(query, "limit", CALL_STATS_DEFAULT, 1, MAX_LIMIT)
+        service = self.server.service
+        if service is None:
+            return 200, {"success": True, "data": [], "total": 0}
+        store = service.store
+        records = await store.run(store.db.call_stats, limit)
+        total = await store.run(store.db.call_count)
+        data = [r.as_dict() for r in records]
+        return 200, {"success": True, "data": data, "total": total}
 
 
 def _int_param(query: dict[str, list[str]], name: str, default: int, low: int, high: int) -> int:

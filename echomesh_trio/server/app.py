@@ -104,6 +104,7 @@ class EchoMeshServer:
             "connections": len(self._connections),
             "user_sessions": len(registry.sessions) if registry else 0,
             "rooms": len(registry.rooms) if registry else 0,
+            "active_calls": len(self.service.calls.book) if self.service is not None else 0,
         }
 
     @property

@@ -14,7 +14,6 @@ party's session ends (``session_ended``: after the resume grace, a logout, a kic
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from typing import TYPE_CHECKING
 
 import trio
@@ -48,8 +47,6 @@ class CallControl:
         self._answered_ms: dict[int, int] = {}
         self._writing = 0
         self._written = trio.lowlevel.ParkingLot()
-        self.outcomes: Counter[str] = Counter()
-        """Ended calls by end reason (lower-case names), since the server started."""
 
     # ------------------------------------------------------------------ queries
     def relay_room(self, user_id: int) -> str | None:
@@ -197,7 +194,7 @@ class CallControl:
             reason,
             call.duration,
         )
-        self.outcomes[reason] += 1
+        self._svc.metrics.calls_ended[reason] += 1
         record = CallRecord(
             caller.user_id,
             caller.username,

@@ -132,6 +132,8 @@ class Settings:
             value = getattr(self, f.name)
             if f.name in SECRETS and value:
                 value = "***"
+            elif isinstance(value, tuple):
+                value = ",".join(value)
             parts.append(f"{f.name}={value}")
         return " ".join(parts)
 
@@ -297,7 +299,7 @@ def build_parser(parser: argparse.ArgumentParser) -> None:
     """
     for f in fields(Settings):
         flag = "--" + f.name.replace("_", "-")
-        default = "none" if f.default is None else f.default
+        default = "none" if f.default in (None, ()) else f.default
         help_text = f"{_HELP[f.name]} (default {default}; {env_name(f.name)})"
         help_text = help_text.replace("%", "%%")
         if isinstance(f.default, bool) and f.default:

@@ -28,6 +28,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from echomesh_trio.protocol.events import CallEndReason, ModerationKind
 from echomesh_trio.voice.packet import DropReason
 
 if TYPE_CHECKING:
@@ -105,6 +106,8 @@ class ServerMetrics:
         self.registrations = 0  # accounts created by a first login (open registration)
         self.chat_messages = 0
         self.direct_messages = 0
+        self.calls_ended: Counter[str] = Counter()  # by end reason: hung_up, busy, ...
+        self.moderation: Counter[str] = Counter()  # actions done, by kind: kick, ban, ...
         self.relay: VoiceRelay | None = None
         self.relay_latency = LatencyHistogram()
         # Set by the server: what is open right now (connections, sessions, rooms).
@@ -131,7 +134,9 @@ class ServerMetrics:
         return generate_latest(self.registry)
 
 
-_LOGIN_RESULTS = ("ok", "wrong_password", "bad_request", "too_many_attempts")
+_LOGIN_RESULTS = ("ok", "wrong_password", "bad_request", "too_many_attempts", "banned")
+_CALL_END_REASONS = tuple(r.name.lower() for r in CallEndReason if r is not CallEndReason.UNKNOWN)
+_MODERATION_KINDS = tuple(k.name.lower() for k in ModerationKind if k is not ModerationKind.UNKNOWN)
 
 
 class _Collector(Collector):
@@ -145,6 +150,7 @@ class _Collector(Collector):
             ("connections", "Open control connections"),
             ("user_sessions", "Logged-in sessions"),
             ("rooms", "Rooms that exist"),
+            ("active_calls", "1:1 calls ringing or connected"),
         ):
             yield GaugeMetricFamily(f"echomesh_{name}", help_text, value=gauges.get(name, 0))
         yield GaugeMetricFamily(
@@ -173,6 +179,18 @@ class _Collector(Collector):
         yield CounterMetricFamily(
             "echomesh_direct_messages", "Direct messages stored", m.direct_messages
         )
+        calls = CounterMetricFamily(
+            "echomesh_calls", "1:1 calls ended, by end reason", labels=["reason"]
+        )
+        for reason in _CALL_END_REASONS:
+            calls.add_metric([reason], m.calls_ended.get(reason, 0))
+        yield calls
+        moderation = CounterMetricFamily(
+            "echomesh_moderation_actions", "Moderation actions done, by kind", labels=["kind"]
+        )
+        for kind in _MODERATION_KINDS:
+            moderation.add_metric([kind], m.moderation.get(kind, 0))
+        yield moderation
         yield CounterMetricFamily(
             "echomesh_slow_reader_disconnects",
             "Connections ended because the client did not read (outgoing queue full)",

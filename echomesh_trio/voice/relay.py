@@ -215,10 +215,13 @@ class VoiceRelay:
         """The same voice session for a new connection (a login that resumed the user's
         session): the same source id and active room, fresh keys. The old address, tunnel,
         replay window and counters go with the old keys, so nothing more is sent to the old
-        client and nothing it seals is accepted. Listeners keep the source id they know."""
-        room = self._members[source_id].room  # KeyError: our own misuse
+        client and nothing it seals is accepted. Listeners keep the source id they know, and
+        a server mute stays."""
+        old = self._members[source_id]  # KeyError: our own misuse
+        room = old.room
         setup = self._new_member(source_id)
         self._members[source_id].room = room
+        self._members[source_id].muted = old.muted  # a server mute outlives a reconnect
         if room is not None:
             self._rebuild(room)  # fan-out tuples held the old member object
         return setup

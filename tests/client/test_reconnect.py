@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import trio
@@ -158,3 +159,25 @@ async def test_an_unreachable_server_is_reported_and_given_up_at_first(tmp_path:
             else:
                 raise AssertionError("nobody listens there")
         assert client.state is CS.OFFLINE
+
+
+async def test_a_server_that_never_answers_the_login_is_given_up_on(
+    nursery: trio.Nursery, autojump_clock: object
+) -> None:
+    from echomesh_trio.client.core import NotConnected, open_client
+
+    async def silent(stream: trio.SocketStream) -> None:
+        await trio.sleep_forever()  # accepts, reads nothing, answers nothing
+
+    [listener] = await nursery.start(partial(trio.serve_tcp, silent, 0, host="127.0.0.1"))
+    port = listener.socket.getsockname()[1]
+    cfg = ClientConfig("127.0.0.1", port, "ann", "pw", plaintext=True)
+    async with open_client(cfg) as client:
+        start = trio.current_time()
+        try:
+            await client.wait_connected()
+        except NotConnected as exc:
+            assert "did not answer the login within 15 s" in str(exc)
+        else:
+            raise AssertionError("the server never answered")
+        assert 15 <= trio.current_time() - start < 16

@@ -52,6 +52,7 @@ async def test_health_rooms_and_online_users(nursery: trio.Nursery, tmp_path: Pa
             "uptime",
             "connections",
             "rooms",
+            "activeCalls",
             "userSessions",
         }
         assert body["status"] == "ok" and body["connections"] == 2
@@ -138,7 +139,13 @@ async def test_the_token_guards_everything_but_health(
     _, _, base = await _admin_server(nursery, tmp_path, admin_token="s3cret-token")
     async with httpx.AsyncClient(base_url=base) as http:
         assert (await http.get("/health")).status_code == 200
-        for path in ("/metrics", "/api/rooms", "/api/online-users"):
+        for path in (
+            "/metrics",
+            "/api/rooms",
+            "/api/online-users",
+            "/api/active-calls",
+            "/api/call-stats",
+        ):
             none = await http.get(path)
             assert none.status_code == 401, path
             assert none.headers["www-authenticate"].startswith("Bearer")

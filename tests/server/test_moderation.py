@@ -150,6 +150,8 @@ async def test_admins_kick_off_the_server_mute_everywhere_and_ban(
     await _refused(root, ev.Ban("bob", "127.0.0.9"), E.BAD_REQUEST)  # both
     await _refused(root, ev.Ban("bob", duration_s=float("nan")), E.BAD_REQUEST)
     await _refused(root, ev.Ban("bob", duration_s=-1), E.BAD_REQUEST)
+    await _refused(root, ev.Ban("bob", duration_s=float("inf")), E.BAD_REQUEST)
+    await _refused(root, ev.Ban("bob", duration_s=1e300), E.BAD_REQUEST)
     await _refused(root, ev.Ban("bob", reason="x" * 201), E.TOO_LONG)
     await _refused(root, ev.Ban(address="127.0.0.1"), E.BAD_REQUEST)  # its own address
     await _refused(root, ev.Unban("bob"), E.BAD_REQUEST)  # not banned

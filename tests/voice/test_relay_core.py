@@ -74,6 +74,15 @@ def test_a_muted_member_still_hears_and_is_heard_by_nobody() -> None:
     rig.relay.set_muted(a, False)
     rig.speak(a)
     assert set(rig.heard()) == {b}
+    rig.relay.set_muted(b, True)
+    setup = rig.relay.rekey(b)  # b's client reconnects: the mute stays
+    rig.sessions[b] = VoiceSession.from_setup(setup)
+    rig.deliver(b, rig.sessions[b].hello(rig.now_ns))
+    rig.sent.clear()
+    rig.speak(b)
+    rig.speak(a)
+    assert set(rig.heard()) == {b}  # b hears a; nobody hears b
+    assert rig.relay.user_report(b).dropped == {"muted": 1}
 
 
 def _reasons(relay: VoiceRelay) -> dict[str, int]:

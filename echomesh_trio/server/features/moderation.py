@@ -102,6 +102,7 @@ def _done(
     svc: ControlService, req: Request[AnyMod], done: ev.ModerationDone, reason: str = ""
 ) -> None:
     """Log the action and confirm it to the moderator."""
+    svc.metrics.moderation[done.kind.name.lower()] += 1
     because = f" (reason: {reason!r})" if reason else ""
     log.info("moderation: %s: %s%s", req.session.username, done.message, because)
     req.reply(done)
