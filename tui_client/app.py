@@ -31,6 +31,7 @@ from echomesh_trio.devices.base import AudioDeviceError, AudioInput, AudioOutput
 from tui_client import commands as cmd
 from tui_client import settings
 from tui_client.audio import open_devices
+from tui_client.keyboard import DEFAULT_TALK_KEY, KeyboardCapabilities, TalkKey
 from tui_client.messages import (
     ClientUpdate,
     ConnectRequested,
@@ -39,9 +40,11 @@ from tui_client.messages import (
     LineEntered,
     SessionEnded,
     StateBatch,
+    TalkRequested,
     TypingChanged,
 )
 from tui_client.model import Model
+from tui_client.ptt_socket import PttSocketInUse, serve_ptt_socket
 from tui_client.screens.connect import ConnectScreen
 from tui_client.screens.devices import DevicesScreen
 from tui_client.screens.fingerprint import FingerprintScreen
@@ -78,6 +81,7 @@ class Launch:
     audio_output: str = "default"
     ptt_socket: Path | None = None
     mode: GateMode = GateMode.PUSH_TO_TALK
+    talk_key: str = DEFAULT_TALK_KEY
 
     @property
     def scripted(self) -> bool:
@@ -115,6 +119,8 @@ class EchoMeshApp(App[None]):
     def on_mount(self) -> None:
         self.host.start()
         launch = self.launch
+        if launch.ptt_socket is not None:
+            self.host.start_soon(self._serve_ptt_socket, launch.ptt_socket)
         if launch.scripted:
             assert launch.password is not None and launch.room is not None
             self.connect(launch.host, launch.port, launch.user, launch.password,
@@ -135,6 +141,34 @@ class EchoMeshApp(App[None]):
         if not self.host.running and self.is_running:
             self.exit(return_code=1, message=f"echomesh-tui: the Trio run ended: {text}")
         self.refresh_view()
+
+    # ------------------------------------------------------------------ talking from outside
+    async def _serve_ptt_socket(self, path: Path) -> None:
+        """The hold-to-talk control socket (Trio); what it hears comes up as messages."""
+
+        def talk(down: bool) -> None:
+            self.post_message(TalkRequested(down))
+
+        try:
+            await serve_ptt_socket(path, talk)
+        except (PttSocketInUse, ValueError, OSError) as exc:
+            self.call_later(self._say_once, f"no push-to-talk socket at {path}: {exc}")
+
+    @on(TalkRequested)
+    def _talk_requested(self, message: TalkRequested) -> None:
+        self.set_talking(message.down)
+
+    def on_keyboard_capabilities(self, message: KeyboardCapabilities) -> None:
+        key = self.launch.talk_key.upper()
+        if message.releases:
+            self.call_later(self._say_once, f"Hold {key} to talk (this terminal reports key "
+                            f"releases); F2 toggles.")  # fmt: skip
+        else:
+            self.call_later(self._say_once, f"{key} or F2: talk on/off (this terminal does not "
+                            "report key releases; --ptt-socket gives hold-to-talk)")  # fmt: skip
+
+    def on_talk_key(self, message: TalkKey) -> None:
+        self.set_talking(message.down)
 
     # ------------------------------------------------------------------ connecting
     @on(ConnectRequested)

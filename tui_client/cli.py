@@ -21,6 +21,7 @@ from typing import Final
 from echomesh_trio import __version__
 from echomesh_trio.audio.sender import GateMode
 from echomesh_trio.client.bot import _fingerprint, parse_server
+from tui_client.keyboard import DEFAULT_TALK_KEY, release_aware_driver
 
 PROG: Final = "echomesh-tui"
 MODES: Final = {
@@ -82,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="a Unix socket taking 'down' and 'up' lines (hold-to-talk hotkeys)",
     )
+    p.add_argument(
+        "--talk-key", default=DEFAULT_TALK_KEY, metavar="KEY",
+        help="held to talk where the terminal reports key releases, else a toggle "
+        f"(default {DEFAULT_TALK_KEY}; F2 always toggles)",
+    )  # fmt: skip
     p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     return p
 
@@ -105,12 +111,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         audio_output=args.output,
         ptt_socket=args.ptt_socket,
         mode=MODES[args.mode],
+        talk_key=args.talk_key,
     )
     if args.server and not launch.scripted:
         missing = [n for n, v in (("--user", args.user), ("--password", args.password),
                                   ("--room", args.room)) if not v]  # fmt: skip
         build_parser().error(f"--server needs {', '.join(missing)} too (or none of them)")
-    app = EchoMeshApp(launch)
+    try:
+        driver = release_aware_driver(talk_key=args.talk_key)
+    except ValueError as exc:
+        build_parser().error(f"--talk-key: {exc}")
+    app = EchoMeshApp(launch, driver_class=driver)
     app.run()
     return app.return_code or 0
 

@@ -45,6 +45,13 @@ class TypingChanged(Message):
 
 
 @dataclass
+class TalkRequested(Message):
+    """Push-to-talk down or up from outside the keyboard (the control socket)."""
+
+    down: bool
+
+
+@dataclass
 class DeviceChosen(Message):
     """The device picker chose an input or output device spec."""
 

@@ -134,6 +134,32 @@ def test_ptt_switches_transmission(server: Server, tmp_path: Path) -> None:
     asyncio.run(body())
 
 
+def test_the_control_socket_holds_to_talk(server: Server, tmp_path: Path) -> None:
+    sock = tmp_path / "ptt.sock"
+    alice = scripted(server.port, "alice", tmp_path, audio_input="tone:440", ptt_socket=sock)
+
+    async def body() -> None:
+        async with alice.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: connected(alice) and sock.exists(), "socket served")
+            _, writer = await asyncio.open_unix_connection(str(sock))
+            writer.write(b"down\n")
+            await writer.drain()
+            await until(pilot, lambda: alice.model.transmitting, "held: transmitting")
+            assert alice.screen.query_one(OnAir).has_class("on-air")
+            writer.close()  # a hotkey helper that dies while holding releases the mic
+            await until(pilot, lambda: not alice.model.transmitting, "released")
+            _, writer = await asyncio.open_unix_connection(str(sock))
+            writer.write(b"toggle\n")
+            await writer.drain()
+            writer.close()
+            await until(pilot, lambda: alice.model.transmitting, "toggled on (latched)")
+            await submit(pilot, "/ptt")  # the keyboard's toggle agrees with the socket's
+            await until(pilot, lambda: not alice.model.transmitting, "toggled off")
+        assert not sock.exists()  # removed when the app ends
+
+    asyncio.run(body())
+
+
 def test_reconnect_banner_appears_and_clears(server: Server, tmp_path: Path) -> None:
     alice = scripted(server.port, "alice", tmp_path)
 

@@ -22,7 +22,9 @@ from tui_client.widgets.talk import LevelMeter, OnAir
 class MainScreen(Screen[None]):
     # The actions are the app's (it owns the client); ids let a keymap rebind them.
     BINDINGS = [
-        Binding("f2", "app.talk", "Talk", id="talk"),
+        # F12 is also the hold-to-talk key where the terminal reports releases
+        # (tui_client/keyboard.py); elsewhere it arrives as a press and toggles.
+        Binding("f2,f12", "app.talk", "Talk", id="talk"),
         Binding("f3", "app.mute", "Mute", id="mute"),
         Binding("f4", "app.deafen", "Deafen", id="deafen"),
         Binding("f5", "app.cycle_mode", "Mode", id="mode"),
