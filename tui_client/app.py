@@ -113,6 +113,7 @@ class EchoMeshApp(App[None]):
         """Errors from Trio tasks, as shown (for tests and the log)."""
         self.server = ""
         self._want_room = ""
+        self._said: set[str] = set()
         """A room asked for with /join or /create: shown when joined."""
 
     # ------------------------------------------------------------------ life
@@ -228,8 +229,6 @@ class EchoMeshApp(App[None]):
             self._restart = False
             config = replace(config, rooms=tuple(self.model.rooms) or config.rooms)
         self.post_message(SessionEnded(self.model.reason))
-
-    _said: ClassVar[set[str]] = set()
 
     def _say_once(self, note: str) -> None:
         if note not in self._said:

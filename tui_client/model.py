@@ -84,6 +84,7 @@ class Model:
         self.reason = ""
         self.retry_in_s = 0.0
         self.link = Link()
+        self._early: list[LogLine] = []
 
     # ------------------------------------------------------------------ views
     @property
@@ -101,7 +102,12 @@ class Model:
 
     def select(self, key: str) -> None:
         self.current = key
-        self.conversation(key).unread = 0
+        conv = self.conversation(key)
+        conv.unread = 0
+        if self._early:
+            conv.lines.extendleft(reversed(self._early))
+            conv.total += len(self._early)
+            self._early = []
 
     def typing_in(self, key: str, now: float | None = None) -> list[str]:
         now = time.monotonic() if now is None else now
@@ -118,8 +124,13 @@ class Model:
 
     def say(self, text: str, kind: str = "system", key: str | None = None) -> None:
         """A line from the client itself (errors, help), in the current conversation."""
-        target = self.conversation(key if key is not None else self.current or "")
-        target.lines.append(LogLine(int(time.time() * 1000), "", text, kind))
+        line = LogLine(int(time.time() * 1000), "", text, kind)
+        where = key if key is not None else self.current
+        if not where:  # nothing on screen yet: shown in the first conversation
+            self._early.append(line)
+            return
+        target = self.conversation(where)
+        target.lines.append(line)
         target.total += 1
 
     # ------------------------------------------------------------------ events
