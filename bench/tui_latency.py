@@ -129,16 +129,41 @@ def run_tui(port: int, out: Path, seconds: float, profile: Path | None = None) -
         app.run()
 
 
+def run_plain(port: int, out: Path, seconds: float) -> None:
+    """The baseline: the same client and devices as the TUI's, with no Textual and no
+    guest mode (plain ``trio.run``), for the TUI's own share of the CPU."""
+    from echomesh_trio.devices.files import NullInput
+    from tui_client.audio import DISCARD_BLOCK_SAMPLES
+
+    async def main() -> None:
+        cfg = config(port, "tui", ROOM, audio_input=NullInput(),
+                     audio_output=NullOutput(DISCARD_BLOCK_SAMPLES),
+                     transmit_mode=GateMode.PUSH_TO_TALK)  # fmt: skip
+        async with open_client(cfg) as client:
+            await client.wait_connected()
+            _write(out.with_suffix(".ready"), "ready")
+            with trio.move_on_after(seconds):
+                async for _ in client.events():
+                    pass
+
+    trio.run(main)
+    _write(out, json.dumps({"arrivals": [], "shown": [], "batches": 0, "seconds": seconds}))
+
+
+def _write(path: Path, text: str) -> None:
+    path.write_text(text)
+
+
 # ---------------------------------------------------------------------- the driver
 def start_tui(
-    port: int, out: Path, seconds: float, profile: Path | None
+    port: int, out: Path, seconds: float, profile: Path | None, role: str = "tui"
 ) -> tuple[subprocess.Popen[bytes], int]:
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", TERMINAL[1], TERMINAL[0], 0, 0))
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
     env["TERM"] = "xterm-256color"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.tui_latency", "--role", "tui", f"--port={port}",
+        [sys.executable, "-m", "bench.tui_latency", "--role", role, f"--port={port}",
          f"--out={out}", f"--seconds={seconds}",
          *([f"--profile={profile}"] if profile else [])],
         stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True,
@@ -224,7 +249,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--spurts", type=int, default=30)
     parser.add_argument("--cpu-seconds", type=float, default=10.0)
-    parser.add_argument("--role", choices=["main", "tui"], default="main", help=argparse.SUPPRESS)
+    parser.add_argument("--role", choices=["main", "tui", "plain"], default="main",
+                        help=argparse.SUPPRESS)  # fmt: skip
+    parser.add_argument("--baseline", action="store_true",
+                        help="the library alone in the TUI's place (no Textual)")  # fmt: skip
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--seconds", type=float, help=argparse.SUPPRESS)
@@ -234,6 +262,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.role == "tui":
         run_tui(args.port, args.out, args.seconds, args.profile)
         return 0
+    if args.role == "plain":
+        run_plain(args.port, args.out, args.seconds)
+        return 0
 
     port = free_port(udp_too=True)
     tui_seconds = 1.0 + 3.0 + args.spurts * (SPURT_ON_S + SPURT_OFF_S) + 2.0 + args.cpu_seconds
@@ -242,7 +273,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         server = subprocess.Popen(server_command(port, Path(tmp)))
         try:
             wait_listening(server, port)
-            tui, master = start_tui(port, out, tui_seconds + 30, args.profile)
+            role = "plain" if args.baseline else "tui"
+            tui, master = start_tui(port, out, tui_seconds + 30, args.profile, role)
             deadline = time.monotonic() + 60
             while not out.with_suffix(".ready").exists():
                 if tui.poll() is not None or time.monotonic() > deadline:
@@ -273,6 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     press = sorted(1000 * (s - p) for p, s in zip(presses, shown, strict=True)
                    if not math.isnan(s))  # fmt: skip
     summary = {
+        "baseline": args.baseline,
         "light_p50_ms": round(percentile(light, 0.5), 1),
         "light_p95_ms": round(percentile(light, 0.95), 1),
         "light_max_ms": round(light[-1], 1) if light else math.nan,

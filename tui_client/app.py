@@ -28,6 +28,7 @@ from echomesh_trio.audio.sender import GateMode
 from echomesh_trio.client import events as ce
 from echomesh_trio.client.core import Client, ClientConfig
 from echomesh_trio.devices.base import AudioDeviceError, AudioInput, AudioOutput
+from echomesh_trio.protocol import events as ev
 from tui_client import commands as cmd
 from tui_client import settings
 from tui_client.audio import open_devices
@@ -45,6 +46,7 @@ from tui_client.messages import (
 )
 from tui_client.model import Model
 from tui_client.ptt_socket import PttSocketInUse, serve_ptt_socket
+from tui_client.screens.call import CallScreen
 from tui_client.screens.connect import ConnectScreen
 from tui_client.screens.devices import DevicesScreen
 from tui_client.screens.fingerprint import FingerprintScreen
@@ -122,6 +124,7 @@ class EchoMeshApp(App[None]):
         launch = self.launch
         if launch.ptt_socket is not None:
             self.host.start_soon(self._serve_ptt_socket, launch.ptt_socket)
+        self.set_interval(1.0, self._tick)
         if launch.scripted:
             assert launch.password is not None and launch.room is not None
             self.connect(launch.host, launch.port, launch.user, launch.password,
@@ -260,12 +263,32 @@ class EchoMeshApp(App[None]):
                 self.model.say(f"trusted {event.host}:{event.port}: {event.fingerprint}")
             case ce.ConnectionChanged(state=ce.ConnectionState.OFFLINE):
                 self.model.say(f"offline: {event.reason}", "error")
+            case ev.CallRinging() if event.callee.username == self.model.username:
+                self._ring(event)
+            case ev.CallEnded() if isinstance(self.screen, CallScreen):
+                self.screen.dismiss(None)
             case ce.RoomJoined(rejoined=False):
                 self.model.say(f"joined #{event.room_id} ({len(event.members)} here)",
                                key=event.room_id)  # fmt: skip
                 if event.room_id == self._want_room:
                     self.model.select(event.room_id)
         self.refresh_view()
+
+    def _tick(self) -> None:
+        """Once a second: the call's duration, typing notices running out."""
+        conv = self.model.conversations.get(self.model.current)
+        if (self.model.call is not None and self.model.call.connected) or (
+            conv is not None and conv.typing
+        ):
+            self.refresh_view()
+
+    def _ring(self, event: ev.CallRinging) -> None:
+        def answered(take: bool | None) -> None:
+            session = self.session
+            if session is not None:
+                self.host.start_soon(session.answer_call, bool(take), event.call_id)
+
+        self.push_screen(CallScreen(event.caller.username), answered)
 
     @on(StateBatch)
     def _state_batch(self, message: StateBatch) -> None:
@@ -367,7 +390,7 @@ class EchoMeshApp(App[None]):
                 self.model.say(line)
         elif name == "quit":
             self.exit()
-        elif name == "mute":
+        elif name == "mute" and not args:
             self.action_mute()
         elif name == "deafen":
             self.action_deafen()
@@ -409,6 +432,10 @@ class EchoMeshApp(App[None]):
             self.host.start_soon(session.set_active_room, args[0] if args else current)
         elif name == "rooms":
             self.host.start_soon(self._list_rooms, session)
+        elif name in ("call", "answer", "reject", "hangup"):
+            self.host.start_soon(session.call_command, name, args[0] if args else "")
+        elif name in ("kick", "mute", "unmute", "ban", "unban", "op", "deop"):
+            self.host.start_soon(session.moderate, name, args, current)
 
     async def _list_rooms(self, session: Session) -> None:
         await session.list_rooms()

@@ -47,13 +47,32 @@ COMMANDS: Final[dict[str, Spec]] = {
     "msg": Spec("/msg USER TEXT", "send a direct message", 2, 2, rest=True),
     "me": Spec("/me ACTION", "say what you do (shown as an action)", 1, 1, rest=True),
     "voice": Spec("/voice [ROOM]", "make a room your voice room (the current one)", 0, 1),
-    "mute": Spec("/mute", "mute or unmute your microphone"),
+    "mute": Spec(
+        "/mute [USER [ROOM|-]]",
+        "mute or unmute yourself; with USER: server-mute them here (- everywhere)",
+        0,
+        2,
+    ),
+    "unmute": Spec("/unmute USER [ROOM|-]", "lift a server mute (owners, admins)", 1, 2),
     "deafen": Spec("/deafen", "deafen (hear nothing, and mute) or undeafen"),
     "ptt": Spec("/ptt", "push-to-talk: switch your transmission on or off"),
     "vad": Spec("/vad [DBFS|off]", "voice activation (threshold in dBFS, e.g. -40)", 0, 1),
     "continuous": Spec("/continuous", "transmit all the time"),
     "volume": Spec("/volume USER GAIN", "a speaker's volume (1 normal, 0 silent, up to 4)", 2, 2),
     "devices": Spec("/devices", "list and choose audio devices"),
+    "call": Spec("/call USER", "call someone, one to one", 1, 1),
+    "answer": Spec("/answer", "take the incoming call"),
+    "reject": Spec("/reject", "refuse the incoming call"),
+    "hangup": Spec("/hangup", "end the call"),
+    "kick": Spec(
+        "/kick USER [ROOM|-]", "out of the room, this one by default (- the server)", 1, 2
+    ),
+    "ban": Spec(
+        "/ban USER [MINUTES]", "refuse their logins (admins; no time: until unbanned)", 1, 2
+    ),
+    "unban": Spec("/unban USER", "lift a ban (admins)", 1, 1),
+    "op": Spec("/op USER [ROOM]", "make USER an owner of the room (the current one)", 1, 2),
+    "deop": Spec("/deop USER [ROOM]", "take ownership away", 1, 2),
     "rooms": Spec("/rooms", "list the server's rooms with their member counts"),
     "help": Spec("/help", "this list"),
     "quit": Spec("/quit", "leave EchoMesh"),
@@ -80,6 +99,8 @@ def parse(line: str) -> Say | Command:
         volume_gain(parts[1])
     if name == "vad" and parts:
         vad_threshold(parts[0])
+    if name == "ban" and len(parts) == 2:
+        ban_minutes(parts[1])
     return Command(name, tuple(parts))
 
 
@@ -91,6 +112,16 @@ def volume_gain(text: str) -> float:
     if not (math.isfinite(gain) and 0 <= gain <= MAX_GAIN):
         raise CommandError(f"the gain must be between 0 and {MAX_GAIN:g}")
     return gain
+
+
+def ban_minutes(text: str) -> float:
+    try:
+        minutes = float(text)
+    except ValueError:
+        raise CommandError(f"{text!r} is not a number of minutes") from None
+    if not (math.isfinite(minutes) and minutes > 0):
+        raise CommandError("the ban's minutes must be a positive number")
+    return minutes
 
 
 def vad_threshold(text: str) -> float | None:
@@ -107,7 +138,9 @@ def vad_threshold(text: str) -> float | None:
 
 
 ROOM_ARGS: Final = frozenset({"join", "leave", "create", "voice"})
-USER_ARGS: Final = frozenset({"msg", "volume"})
+USER_ARGS: Final = frozenset(
+    {"msg", "volume", "call", "kick", "mute", "unmute", "ban", "unban", "op", "deop"}
+)
 
 
 def complete(line: str, rooms: list[str], users: list[str]) -> list[str]:

@@ -58,6 +58,17 @@ class Link:
     receive_kbps: float = 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class Call:
+    """Our one call: ringing (either way) or connected since ``since`` (monotonic)."""
+
+    call_id: int
+    peer: str
+    incoming: bool
+    connected: bool = False
+    since: float = 0.0
+
+
 def me_text(text: str) -> tuple[str, bool]:
     """An action (``/me waves``) travels as the plain text "/me waves", readable by any
     client; shown as an action. Returns (text, is_action)."""
@@ -85,6 +96,7 @@ class Model:
         self.retry_in_s = 0.0
         self.link = Link()
         self._early: list[LogLine] = []
+        self.call: Call | None = None
 
     # ------------------------------------------------------------------ views
     @property
@@ -205,10 +217,43 @@ class Model:
                 self.level_dbfs, self.voice = event.dbfs, event.voice
             case ce.LinkStatistics():
                 self.link = link_of(event)
+            case ev.CallRinging():
+                incoming = event.callee.username == self.username
+                peer = event.caller.username if incoming else event.callee.username
+                if self.call is None or self.call.call_id != event.call_id:
+                    self.call = Call(event.call_id, peer, incoming)
+                    self.say(f"{peer} is calling you: /answer or /reject" if incoming
+                             else f"calling {peer}…")  # fmt: skip
+            case ev.CallConnected():
+                incoming = event.callee.username == self.username
+                peer = event.caller.username if incoming else event.callee.username
+                self.call = Call(event.call_id, peer, incoming, True, now)
+                self.say(f"in a call with {peer}: your voice goes to them only (/hangup)")
+            case ev.CallEnded():
+                if self.call is not None and self.call.call_id == event.call_id:
+                    self.say(f"call with {self.call.peer} ended: "
+                             f"{event.reason.name.lower().replace('_', ' ')}")  # fmt: skip
+                    self.call = None
+            case ev.Moderated():
+                what = MODERATED.get(event.kind, "did something to you in")
+                where = f" #{event.room_id}" if event.room_id else " the server"
+                why = f": {event.reason}" if event.reason else ""
+                self.say(f"{event.by.username} {what}{where}{why}", "error")
+            case ev.ModerationDone():
+                self.say(event.message or f"done: {event.kind.name.lower()} {event.username}")
             case ce.MessageFailed():
                 self.say(f"message not sent: {event.reason} ({event.code.name})", "error")
             case ce.ServerError():
                 self.say(f"{event.request}: {event.message} ({event.code.name})", "error")
+
+
+MODERATED: Final = {
+    ev.ModerationKind.KICK: "kicked you out of",
+    ev.ModerationKind.MUTE: "muted you in",
+    ev.ModerationKind.UNMUTE: "unmuted you in",
+    ev.ModerationKind.OP: "made you an owner of",
+    ev.ModerationKind.DEOP: "took your ownership of",
+}
 
 
 def link_of(stats: ce.LinkStatistics) -> Link:

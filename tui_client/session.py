@@ -116,6 +116,8 @@ class Session:
                 result = await result
             if isinstance(result, tuple) and what == "rooms":
                 self._deliver(ce.RoomList(result))
+            elif isinstance(result, ev.ModerationDone | ev.CallRinging | ev.CallEnded):
+                self._deliver(result)  # the answer, shown like the notices
         except RequestRefused as exc:
             self._deliver(ce.ServerError(exc.reply.code, exc.reply.message, what))
         except NotConnected as exc:
@@ -135,6 +137,48 @@ class Session:
 
     async def list_rooms(self) -> None:
         await self.request("rooms", lambda c: c.list_rooms())
+
+    async def call_command(self, name: str, user: str = "") -> None:
+        """/call USER, /answer, /reject, /hangup."""
+        if name == "call":
+            await self.request(f"call {user}", lambda c: c.place_call(user))
+        elif name == "answer":
+            await self.request("answer", lambda c: c.accept_call())
+        elif name == "reject":
+            await self.request("reject", lambda c: c.reject_call())
+        else:
+            await self.request("hang up", lambda c: c.hang_up())
+
+    async def answer_call(self, take: bool, call_id: int) -> None:
+        if take:
+            await self.request("answer", lambda c: c.accept_call(call_id))
+        else:
+            await self.request("reject", lambda c: c.reject_call(call_id))
+
+    async def moderate(self, name: str, args: tuple[str, ...], current: str) -> None:
+        """/kick /mute /unmute /ban /unban /op /deop (see commands.COMMANDS)."""
+        user = args[0]
+        here = current if current and not current.startswith("@") else ""
+        room = args[1] if len(args) > 1 and name != "ban" else here
+        if room == "-":  # the whole server (admins)
+            room = here = ""
+        here = room or here
+        what = f"{name} {user}" + (f" in {room}" if room else "")
+        if name == "kick":
+            await self.request(what, lambda c: c.kick(user, room))
+        elif name == "mute":
+            await self.request(what, lambda c: c.mute(user, room))
+        elif name == "unmute":
+            await self.request(what, lambda c: c.unmute(user, room))
+        elif name == "ban":
+            seconds = 60 * float(args[1]) if len(args) > 1 else 0.0
+            await self.request(f"ban {user}", lambda c: c.ban(user, duration_s=seconds))
+        elif name == "unban":
+            await self.request(f"unban {user}", lambda c: c.unban(user))
+        elif name == "op":
+            await self.request(what, lambda c: c.op(here, user))
+        elif name == "deop":
+            await self.request(what, lambda c: c.deop(here, user))
 
     async def set_typing(self, room: str, active: bool) -> None:
         client = self.client

@@ -36,6 +36,7 @@ class MainScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Banner(id="banner")
+        yield Static("", id="call-bar")
         with Horizontal(id="body"):
             with Vertical(id="sidebar"):
                 yield Static("Conversations", classes="pane-title")
@@ -66,6 +67,9 @@ class MainScreen(Screen[None]):
         key = model.current
         self.query_one(Banner).show(model.state, model.reason, model.retry_in_s)
         self.query_one(StatusBar).show(model.state, server, model.link)
+        bar = self.query_one("#call-bar", Static)
+        bar.display = model.call is not None
+        _set(bar, call_text(model, now))
         entries = [
             Entry(k, len(c.members), c.unread, k == model.active_room)
             for k, c in model.conversations.items()
@@ -105,6 +109,17 @@ def _set(static: Static, text: str) -> None:
     if getattr(static, "_shown_text", None) != text:
         static._shown_text = text  # type: ignore[attr-defined]
         static.update(text)
+
+
+def call_text(model: Model, now: float) -> str:
+    call = model.call
+    if call is None:
+        return ""
+    if not call.connected:
+        return (f"📞 {call.peer} is calling: /answer or /reject" if call.incoming
+                else f"📞 calling {call.peer}… (/hangup)")  # fmt: skip
+    seconds = max(0, int(now - call.since))
+    return f"📞 in a call with {call.peer}  {seconds // 60:02d}:{seconds % 60:02d}  (/hangup)"
 
 
 def typing_text(names: list[str]) -> str:
