@@ -134,6 +134,12 @@ class Model:
         names.discard(self.username)
         return sorted(names)
 
+    def all_text(self) -> list[str]:
+        """Every line's text, shown or still waiting for a first conversation."""
+        return [line.text for line in self._early] + [
+            line.text for c in self.conversations.values() for line in c.lines
+        ]
+
     def say(self, text: str, kind: str = "system", key: str | None = None) -> None:
         """A line from the client itself (errors, help), in the current conversation."""
         line = LogLine(int(time.time() * 1000), "", text, kind)

@@ -38,7 +38,15 @@ def test_two_clients_chat_members_typing_and_direct_messages(
         async with alice.run_test(size=SIZE) as pilot:
             await until(pilot, lambda: "lobby" in alice.model.conversations, "alice in lobby")
             assert members_shown(alice) == ["alice"]
+            await submit(pilot, "before you came")
+            await until(pilot, lambda: any(x.endswith("alice: before you came")
+                                           for x in log_text(alice)), "said")  # fmt: skip
             with AppThread(bob) as other:
+                # the history on join
+                await other.until(
+                    lambda: any(x.endswith("alice: before you came") for x in log_text(bob)),
+                    "the history at bob",
+                )
                 # joining updates the member list of those already there
                 await until(pilot, lambda: members_shown(alice) == ["alice", "bob"],
                             "bob listed in alice's lobby")  # fmt: skip

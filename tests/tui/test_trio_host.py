@@ -152,7 +152,7 @@ def test_an_error_that_ends_the_run_exits_the_app_with_it(tmp_path: Path) -> Non
     run(body())
     assert app.return_code == 1
     assert isinstance(app.host.outcome, outcome.Error)
-    shown = [line.text for c in app.model.conversations.values() for line in c.lines]
+    shown = app.model.all_text()
     assert any("Fatal: the run cannot go on" in text for text in shown), shown
 
 
