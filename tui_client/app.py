@@ -202,9 +202,10 @@ class EchoMeshApp(App[None]):
             transmit_mode=self.mode, client_name="echomesh-tui",
             retry_first_connect=True,
         )  # fmt: skip
-        self.switch_screen(MainScreen()) if self._on_connect_screen() else self.push_screen(
-            MainScreen()
-        )
+        if self._on_connect_screen():
+            self.switch_screen(MainScreen())
+        else:
+            self.push_screen(MainScreen())
         self.host.start_soon(self._run_sessions, config)
 
     def _on_connect_screen(self) -> bool:
@@ -227,11 +228,13 @@ class EchoMeshApp(App[None]):
             finally:
                 _close(audio_in, audio_out)
                 self.session = None
+            # The client's own word: the app may not have handled its last events yet.
+            reason = session.client.reason if session.client is not None else ""
             if not self._restart:
                 break
             self._restart = False
             config = replace(config, rooms=tuple(self.model.rooms) or config.rooms)
-        self.post_message(SessionEnded(self.model.reason))
+        self.post_message(SessionEnded(reason))
 
     def _say_once(self, note: str) -> None:
         if note not in self._said:
@@ -305,7 +308,13 @@ class EchoMeshApp(App[None]):
 
     @on(SessionEnded)
     def _session_ended(self, message: SessionEnded) -> None:
+        """Offline for good. Started from the connect screen: back to it, saying why (a
+        refused login, a declined or changed certificate); a scripted start stays, with
+        the banner."""
         self.refresh_view()
+        if not self.launch.scripted and self.is_running and isinstance(self.screen, MainScreen):
+            path = self.launch.servers_file or settings.default_path()
+            self.switch_screen(ConnectScreen(settings.load(path), error=message.reason))
 
     def refresh_view(self) -> None:
         try:

@@ -24,6 +24,8 @@ from echomesh_trio.client.control import RequestRefused
 from echomesh_trio.client.core import Client, ClientConfig, NotConnected, open_client
 from echomesh_trio.protocol import events as ev
 
+CS = ce.ConnectionState
+
 STATE_EVERY_S: Final = 0.05
 """At most 20 batches of state updates a second: faster than the eye, and a talk indicator
 is never more than one interval late."""
@@ -90,6 +92,8 @@ class Session:
             key = ce.coalesce_key(event)
             if key is None:
                 self._deliver(event)
+                if isinstance(event, ce.ConnectionChanged) and event.state is CS.OFFLINE:
+                    return  # given up for good: the session ends
             else:
                 self.coalescer.offer(key, event)
                 self._wake.set()

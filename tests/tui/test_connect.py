@@ -8,7 +8,7 @@ from pathlib import Path
 
 from echomesh_trio.client.events import ConnectionState as CS
 from tests.tui.conftest import Server
-from tests.tui.helpers import scripted, until
+from tests.tui.helpers import Bot, scripted, until
 from tui_client import settings
 from tui_client.app import EchoMeshApp, Launch
 from tui_client.screens.connect import ConnectScreen
@@ -58,6 +58,32 @@ def test_connect_screen_connects_and_remembers_the_server_not_the_password(
             assert again.screen.query_one("#password").value == ""  # type: ignore[attr-defined]
 
     asyncio.run(second())
+
+
+def test_a_refused_login_goes_back_to_the_connect_screen_and_says_why(
+    server: Server, tmp_path: Path
+) -> None:
+    bot = Bot(server.port, "zed", "lobby", "--seconds", "0.5")  # registers zed / "secret"
+    assert bot.proc.wait(30) == 0
+    app = EchoMeshApp(Launch(servers_file=tmp_path / "servers.toml", audio_input="null",
+                             audio_output="null"))  # fmt: skip
+
+    async def body() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            screen = app.screen
+            screen.query_one("#server").value = f"127.0.0.1:{server.port}"  # type: ignore[attr-defined]
+            screen.query_one("#user").value = "zed"  # type: ignore[attr-defined]
+            screen.query_one("#password").value = "wrong"  # type: ignore[attr-defined]
+            screen.query_one("#plaintext").value = True  # type: ignore[attr-defined]
+            screen.query_one("#password").focus()
+            first = app.screen
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, ConnectScreen)
+                        and app.screen is not first, "back to a connect screen")  # fmt: skip
+            error = app.screen.query_one("#connect-error")
+            assert error.display and "login refused" in str(error.render())
+
+    asyncio.run(body())
 
 
 def test_the_password_is_remembered_only_when_asked(tmp_path: Path) -> None:

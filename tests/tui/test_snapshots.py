@@ -106,3 +106,18 @@ def test_main_screen_on_air_and_reconnecting(snap_compare: Any, tmp_path: Path) 
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=before)
+
+
+def test_the_readme_screenshots_are_the_snapshots() -> None:
+    """docs/screenshots/ are copies of the accepted snapshots (copy them after
+    ``--snapshot-update``)."""
+    root = Path(__file__).resolve().parents[2]
+    snaps = Path(__file__).parent / "__snapshots__" / "test_snapshots"
+    for doc, snap in [
+        ("main.svg", "test_main_screen.raw"),
+        ("connect.svg", "test_connect_screen.raw"),
+        ("on-air-reconnecting.svg", "test_main_screen_on_air_and_reconnecting.raw"),
+    ]:
+        assert (root / "docs" / "screenshots" / doc).read_bytes() == (snaps / snap).read_bytes(), (
+            doc
+        )

@@ -40,7 +40,7 @@ class ConnectScreen(Screen[None]):
             with Horizontal(id="connect-options"):
                 yield Checkbox("Plain TCP (no TLS)", id="plaintext")
                 yield Checkbox("Remember the password", id="remember-password")
-            yield Static(self.error, id="connect-error")
+            yield Static(self.error, id="connect-error", markup=False)
             yield Button("Connect", variant="primary", id="connect")
         yield Footer()
 
