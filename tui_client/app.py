@@ -164,12 +164,12 @@ class EchoMeshApp(App[None]):
 
     def on_keyboard_capabilities(self, message: KeyboardCapabilities) -> None:
         key = self.launch.talk_key.upper()
-        if message.releases:
-            self.call_later(self._say_once, f"Hold {key} to talk (this terminal reports key "
-                            f"releases); F2 toggles.")  # fmt: skip
-        else:
-            self.call_later(self._say_once, f"{key} or F2: talk on/off (this terminal does not "
-                            "report key releases; --ptt-socket gives hold-to-talk)")  # fmt: skip
+        if message.releases:  # good news, worth a notification
+            self._say_once(f"Hold {key} to talk (this terminal reports key releases); "
+                           "F2 toggles.")  # fmt: skip
+        else:  # the usual case: a line in the log is enough
+            self._say_once(f"{key} or F2: talk on/off (this terminal does not report key "
+                           "releases; --ptt-socket gives hold-to-talk)", toast=False)  # fmt: skip
 
     def on_talk_key(self, message: TalkKey) -> None:
         self.set_talking(message.down)
@@ -236,11 +236,13 @@ class EchoMeshApp(App[None]):
             config = replace(config, rooms=tuple(self.model.rooms) or config.rooms)
         self.post_message(SessionEnded(reason))
 
-    def _say_once(self, note: str) -> None:
+    def _say_once(self, note: str, *, toast: bool = True) -> None:
+        """A note in the log (and a notification): once per app."""
         if note not in self._said:
             self._said.add(note)
             self.model.say(note)
-            self.notify(note, severity="warning", timeout=10, markup=False)
+            if toast:
+                self.notify(note, severity="warning", timeout=10, markup=False)
             self.refresh_view()
 
     async def _confirm_fingerprint(self, host: str, port: int, fingerprint: str) -> bool:
@@ -264,6 +266,11 @@ class EchoMeshApp(App[None]):
         match event:
             case ce.CertificatePinned():
                 self.model.say(f"trusted {event.host}:{event.port}: {event.fingerprint}")
+            case ce.ConnectionChanged(state=ce.ConnectionState.RECONNECTING) if (
+                "BrokenResourceError" in event.reason and self.session is not None
+                and not self.session.config.plaintext
+            ):  # fmt: skip
+                self.model.reason += " - is it a plain-TCP server (--plaintext)?"
             case ce.ConnectionChanged(state=ce.ConnectionState.OFFLINE):
                 self.model.say(f"offline: {event.reason}", "error")
             case ev.CallRinging() if event.callee.username == self.model.username:

@@ -55,7 +55,8 @@ def test_talk_modes_mute_deafen_volume_and_help(server: Server, tmp_path: Path) 
             await submit(pilot, "/vad -3")
             assert app.mode is GateMode.VOICE_ACTIVATION and app.vad_dbfs == -3
             await until(pilot, lambda: not app.model.transmitting, "below the threshold")
-            await until(pilot, lambda: "VAD -3" in str(app.screen.query_one(LevelMeter).render()),
+            meter = app.screen.query_one(LevelMeter)
+            await until(pilot, lambda: "VAD threshold -3 dB" in str(meter.render()),
                         "the threshold on the meter")  # fmt: skip
             assert app.model.level_dbfs > -30  # the meter hears the tone
             await submit(pilot, "/vad -60")

@@ -5,7 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-METER_CELLS = 20
+METER_CELLS = 12
+"""With " -31 dB" and "mic " it fits the sidebar's 24 cells on one line."""
 FLOOR_DBFS = -60.0
 
 
@@ -45,9 +46,9 @@ def meter(dbfs: float, threshold: float | None, cells: int = METER_CELLS) -> Tex
         char = "|" if i == mark else "█" if i < lit else "·"
         style = "green" if i < lit else "dim"
         text.append(char, style="bold yellow" if i == mark else style)
-    text.append(f" {max(dbfs, -96):4.0f} dBFS")
+    text.append(f" {max(dbfs, -96):3.0f} dB")
     if threshold is not None:
-        text.append(f"  VAD {threshold:.0f}", style="dim")
+        text.append(f"\nVAD threshold {threshold:.0f} dB", style="dim")
     return text
 
 
