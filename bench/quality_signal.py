@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import subprocess
 import tempfile
@@ -113,10 +114,12 @@ def pesq_wb(reference: np.ndarray, degraded: np.ndarray, chunk_s: float = 10.0) 
     from pesq import pesq
 
     ref, deg = to_16k(reference), to_16k(degraded)
-    step = int(chunk_s * 16_000)
+    # Equal chunks near chunk_s long (one for a short utterance).
+    chunks = max(1, round(len(ref) / (chunk_s * 16_000)))
+    edges = np.linspace(0, len(ref), chunks + 1).astype(int)
     scores = []
-    for start in range(0, len(ref) - step // 2, step):
-        r, d = ref[start : start + step], deg[start : start + step]
+    for start, end in itertools.pairwise(edges):
+        r, d = ref[start:end], deg[start:end]
         try:
             scores.append(float(pesq(16_000, r, d, "wb")))
         except Exception:  # a chunk without speech ("No utterances detected")

@@ -8,6 +8,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from echomesh_trio.audio.jitter import (
     HISTORY,
+    MAX_WAIT_S,
     Conceal,
     Decision,
     JitterBuffer,
@@ -67,15 +68,15 @@ def test_reordered_packets_come_out_in_order() -> None:
 
 def test_duplicates_and_late_packets_are_counted_not_played() -> None:
     jb = JitterBuffer()
-    assert jb.push(0, b"a", 0.0) is PushResult.BUFFERED
-    assert jb.push(0, b"a", 0.0) is PushResult.DUPLICATE
+    assert jb.push(0, b"pa0", 0.0) is PushResult.BUFFERED
+    assert jb.push(0, b"pa0", 0.0) is PushResult.DUPLICATE
     d, now = run_until_play(jb, 0.0)
-    assert d == Play(0, d.packet) and d.packet.frame == b"a"
-    assert jb.push(0, b"a", now) is PushResult.DUPLICATE  # already played
-    jb.push(2, b"c", now)
+    assert d == Play(0, d.packet) and d.packet.frame == b"pa0"
+    assert jb.push(0, b"pa0", now) is PushResult.DUPLICATE  # already played
+    jb.push(2, b"pc2", now)
     d, now = run_until_play(jb, now + F)
     assert isinstance(d, Recover | Conceal) and d.seq == 1
-    assert jb.push(1, b"b", now) is PushResult.LATE
+    assert jb.push(1, b"pb1", now) is PushResult.LATE
     s = jb.statistics()
     assert (s.duplicates, s.late) == (2, 1)
 
@@ -86,29 +87,48 @@ def test_lost_frame_is_recovered_from_the_next_packet() -> None:
     jb.push(12, b"p12", 0.04)
     d, now = run_until_play(jb, 0.0)
     assert isinstance(d, Play) and d.seq == 10
-    d = jb.pop(now + F)
+    d, now = run_until_play(jb, now + F)  # (a spurt may start up to 2.5 ms early)
     assert d == Recover(11, 12, d.packet) and d.packet.frame == b"p12"
-    d = jb.pop(now + 2 * F)
+    d = jb.pop(now + F)
     assert isinstance(d, Play) and d.seq == 12
     assert jb.statistics().recovered == 1
 
 
 def test_redundant_copy_allows_recovery_across_a_gap_of_two() -> None:
     jb = JitterBuffer()
-    jb.push(0, b"p0", 0.0)
-    jb.push(3, b"p3", 0.06, redundant=(b"p2", b"p1"))
+    jb.push(0, b"p00", 0.0)  # (1-2 bytes would be a DTX frame: the start of a pause)
+    jb.push(3, b"p03", 0.06, redundant=(b"p02", b"p01"))
     _, now = run_until_play(jb, 0.0)
-    d = jb.pop(now + F)
+    d, _ = run_until_play(jb, now + F)
     assert isinstance(d, Recover) and (d.seq, d.source_seq) == (1, 3)
 
 
-def test_idle_speaker_gives_silence_after_a_short_concealment() -> None:
+def test_idle_speaker_gives_silence_after_a_bounded_wait_and_a_short_concealment() -> None:
     jb = JitterBuffer()
-    jb.push(0, b"a", 0.0)
+    jb.push(0, b"abc", 0.0)
     _, now = run_until_play(jb, 0.0)
-    kinds = [type(jb.pop(now + i * F)).__name__ for i in range(1, 8)]
-    assert kinds[:3] == ["Conceal"] * 3
-    assert set(kinds[3:]) == {"Silence"}
+    kinds = []
+    for i in range(1, 200):
+        d = jb.pop(now + i * 0.005)
+        kinds.append("wait" if isinstance(d, Conceal) and d.seq is None else type(d).__name__)
+    waits = kinds.index("Conceal")
+    # Nothing after frame 0 has come: a stall, waited for up to MAX_WAIT_S past its due time.
+    assert set(kinds[:waits]) == {"wait"} and waits >= (MAX_WAIT_S - F) / 0.005
+    assert waits <= (MAX_WAIT_S + F) / 0.005
+    after = [k for k in kinds[waits:] if k != "wait"]  # (waits for the next due time)
+    assert after[:3] == ["Conceal"] * 3
+    assert set(after[3:]) == {"Silence"} and kinds[-1] == "Silence"
+
+
+def test_a_dtx_frame_ends_the_spurt_without_concealment() -> None:
+    jb = JitterBuffer()
+    jb.push(0, b"speech", 0.0)
+    jb.push(1, b"\x08", 0.02)  # a 1-byte DTX frame: the sender stops until speech resumes
+    _, now = run_until_play(jb, 0.0)
+    d = jb.pop(now + F)
+    assert isinstance(d, Play) and d.seq == 1
+    assert all(isinstance(jb.pop(now + F + i * 0.005), Silence) for i in range(1, 100))
+    assert jb.statistics().concealed == 0
 
 
 def test_sequence_numbers_wrap_around() -> None:
