@@ -43,6 +43,9 @@ SEQ_START = SEQ_MOD - 500
 
 NAIVE_CAPACITY = 10
 
+WARMUP_S = 8.0
+"""Speech sent before each utterance and not scored (see :func:`run_profile`)."""
+
 
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
@@ -110,12 +113,21 @@ def run_profile(
     redundancy: int,
     reference: np.ndarray | None = None,
     front_end: FrontEnd | None = None,
+    warmup_s: float = WARMUP_S,
 ) -> dict[str, float | int | None]:
     """Simulate one profile end to end and score both receivers.
 
     ``reference``: what the output is compared with (default: ``speech`` itself; the clean
     speech when ``speech`` has noise added). ``front_end``: the sender's capture front end.
+    The first ``warmup_s`` of the utterance is sent once before it and not scored: the
+    utterance is spoken in a call that is already running, so the receiver's loss report,
+    the sender's redundancy, the delay estimate and the front end have had time to settle.
     """
+    clean = speech if reference is None else reference
+    warm = min(len(speech), int(warmup_s * SAMPLE_RATE)) // FRAME_SAMPLES * FRAME_SAMPLES
+    speech = np.concatenate([speech[:warm], speech])
+    clean = np.concatenate([clean[:warm], clean])
+    offset = warm // FRAME_SAMPLES
     frames = len(speech) // FRAME_SAMPLES
     send_times = (np.arange(frames) + 1) * FRAME_S  # a frame leaves when it is complete
     deliveries = simulate(profile, send_times, seed)
@@ -142,7 +154,7 @@ def run_profile(
             k = frame_of(decision.seq)
             if 0 <= k < frames and pcm.shape[0] == FRAME_SAMPLES:
                 ours.media[k * FRAME_SAMPLES : (k + 1) * FRAME_SAMPLES] = pcm
-            if isinstance(decision, Play):
+            if isinstance(decision, Play) and k >= offset:
                 ours.delays.append(at - send_times[k])
 
     playout = SpeakerPlayout(on_decision=on_decision)
@@ -152,10 +164,17 @@ def run_profile(
     next_frame = 0
     blocks = int((frames * FRAME_S + 1.0) * SAMPLE_RATE / BLOCK)
     sender_cpu = 0.0
+    at_offset = playout.statistics().jitter
+    naive_at_offset = (0, 0)
+    bytes_at_offset = 0
     for b in range(blocks):
         now = b * BLOCK / SAMPLE_RATE
         while next_frame < frames and send_times[next_frame] <= now + 1e-9:
             k = next_frame
+            if k == offset:  # the scored part starts: count from here
+                at_offset = playout.statistics().jitter
+                naive_at_offset = (receiver.late, receiver.received)
+                bytes_at_offset = sender.statistics().payload_bytes
             pcm = speech[k * FRAME_SAMPLES : (k + 1) * FRAME_SAMPLES]
             t0 = time.process_time()
             packet = sender.process(pcm)
@@ -181,19 +200,25 @@ def run_profile(
             if played is not None:
                 k, pcm = played
                 naive.media[k * FRAME_SAMPLES : (k + 1) * FRAME_SAMPLES] = pcm
-                naive.delays.append(now - send_times[k])
+                if k >= offset:
+                    naive.delays.append(now - send_times[k])
         if b % 200 == 0:
             # The receiver reports its loss once a second (RTCP-like); the sender sets its
             # redundancy and in-band FEC from it (VoiceSender.set_reported_loss).
             sender.set_reported_loss(playout.statistics().jitter.loss_estimate)
 
-    stats = playout.statistics().jitter
-    ours.late = stats.late
-    ours.useful = stats.received - stats.duplicates - stats.dropped
-    naive.late, naive.useful = receiver.late, receiver.received
+    end = playout.statistics().jitter
+
+    def since(name: str) -> int:
+        return int(getattr(end, name)) - int(getattr(at_offset, name))
+
+    ours.late = since("late")
+    ours.useful = since("received") - since("duplicates") - since("dropped")
+    naive.late = receiver.late - naive_at_offset[0]
+    naive.useful = receiver.received - naive_at_offset[1]
 
     # Fastest transit of the trace, and each delivered packet's delay above it.
-    first = {i: min(v) for i, v in by_index.items() if sent[i]}
+    first = {i: min(v) for i, v in by_index.items() if sent[i] and i >= offset}
     transit = np.array([first[i] - send_times[i] for i in sorted(first)])
     fastest = float(transit.min()) if len(transit) else 0.0
     excess = np.sort(transit - fastest)
@@ -206,11 +231,10 @@ def run_profile(
         return float(excess[max(0, len(excess) - 1 - allowed)])
 
     lookahead = sender.encoder.lookahead + (front_end.delay_samples if front_end else 0)
-    clean = speech if reference is None else reference
-    ref = clean[: frames * FRAME_SAMPLES - lookahead]
+    ref = clean[warm : frames * FRAME_SAMPLES - lookahead]
 
     def score(o: Outcome, prefix: str) -> dict[str, float | int | None]:
-        deg = o.media[lookahead:]
+        deg = o.media[warm + lookahead :]
         added = np.array(o.delays) - fastest
         late = o.late / o.useful if o.useful else 0.0
         return {
@@ -232,14 +256,20 @@ def run_profile(
         else None
     )
     result |= {
-        "network_loss": round(1.0 - len(first) / max(1, int(sent.sum())), 4),
-        "packets": int(sent.sum()),
-        "kbps": round(sender.statistics().payload_bytes * 8 / (frames * FRAME_S) / 1000, 1),
-        "recovered": stats.recovered,
-        "concealed": stats.concealed,
-        "stretched": stats.stretched,
-        "duplicates": stats.duplicates,
-        "final_target_ms": round(stats.target_delay * 1000, 1),
+        "network_loss": round(1.0 - len(first) / max(1, int(sent[offset:].sum())), 4),
+        "packets": int(sent[offset:].sum()),
+        "kbps": round(
+            (sender.statistics().payload_bytes - bytes_at_offset)
+            * 8
+            / ((frames - offset) * FRAME_S)
+            / 1000,
+            1,
+        ),
+        "recovered": since("recovered"),
+        "concealed": since("concealed"),
+        "stretched": since("stretched"),
+        "duplicates": since("duplicates"),
+        "final_target_ms": round(end.target_delay * 1000, 1),
         "sender_us_per_frame": round(sender_cpu / frames * 1e6, 1),
     }
     return result

@@ -71,6 +71,19 @@ MAX_WAIT_S = 0.35
 """How long past its due time a missing frame is waited for while nothing after it has
 arrived (a stall or a late packet, not a loss); covers the 100-300 ms stalls of Wi-Fi."""
 
+LOOKAHEAD_FRAMES = 1
+"""Frames of look-ahead while the stream is lossy: the next packet is there when a lost
+frame is due, so one loss is rebuilt (FEC or a copy) without waiting. A longer burst makes
+the playout wait for the packet after it (whose copies reach further back), which adds delay
+only when bursts happen. Looking ahead by as many frames as there are copies (three) cost
++40 ms on every frame at 10 % loss for ~0.1 PESQ on bursty loss."""
+
+REORDER_WAIT_S = 0.06
+REORDER_LOSS = 0.005
+"""While the measured loss is below ``REORDER_LOSS``, a missing frame whose successors have
+arrived is waited for up to ``REORDER_WAIT_S`` before it is rebuilt or concealed: there,
+it is almost always late (Pareto-like jitter), and playing it beats concealing it."""
+
 START_EARLY_S = 0.0025
 """A talk spurt whose first packet is there may start this much before its due time: the
 device pulls 5 ms blocks, so starting at the block nearest the due time instead of the next
@@ -203,7 +216,6 @@ class JitterBuffer:
         self._conceal_run = 0
         self._loss = 0.0
         self._lookahead = False
-        self._copies = 1
         # counters
         self._received = 0
         self._played = 0
@@ -260,8 +272,6 @@ class JitterBuffer:
         self._packets[ext] = Packet(
             bytes(frame), tuple(bytes(r) for r in redundant), bool(end_of_spurt)
         )
-        # Look ahead as many frames as the sender's copies can rebuild (FEC: one).
-        self._copies = max(1, sum(1 for r in redundant if r)) if self._fec or redundant else 0
         if len(self._packets) > self._capacity:
             # Overflow: keep the frames needed soonest, drop the furthest in the future.
             newest = max(self._packets)
@@ -341,7 +351,7 @@ class JitterBuffer:
     @property
     def target_delay(self) -> float:
         """Delay above the fastest path that frames are scheduled at, FEC look-ahead included."""
-        lookahead = self._copies if self._lookahead else 0
+        lookahead = LOOKAHEAD_FRAMES if self._lookahead else 0
         return self._est.target + SAFETY_MARGIN_S + lookahead * FRAME_S
 
     def _due(self, ext: int) -> float:
@@ -385,7 +395,15 @@ class JitterBuffer:
             return Play(n % self._modulus, packet)
         later = min(self._packets) if self._packets else None
         stalled = later is None and self._conceal_run == 0  # (not after giving up once)
-        if now < self._due(n) or (stalled and now - self._due(n) < MAX_WAIT_S):
+        # On a loss-free path a hole with packets behind it is a packet overtaken by later
+        # ones (heavy-tailed jitter), not a loss: worth a short wait.
+        overtaken = later is not None and not self._lookahead and self._loss < REORDER_LOSS
+        behind = now - self._due(n)
+        if (
+            behind < 0
+            or (stalled and behind < MAX_WAIT_S)
+            or (overtaken and behind < REORDER_WAIT_S)
+        ):
             # Not yet due, or due but nothing after it has come either: the stream is late
             # (a stall), not lossy. Wait: the playout stretches time with filler.
             self._stretched += 1

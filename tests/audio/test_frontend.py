@@ -72,8 +72,9 @@ def test_silence_in_gives_silence_out(ns: bool, agc: bool) -> None:
     fe = FrontEnd(noise_suppression=ns, agc=agc)
     zero = np.zeros(FRAME_SAMPLES, np.int16)
     assert all(not fe.process(zero).any() for _ in range(50))
-    # ... also right after speech, once RNNoise's 10 ms delay has passed.
+    # ... also right after speech, once RNNoise's 20 ms delay has passed.
     run(fe, speechlike(1.0, -20))
+    fe.process(zero)
     fe.process(zero)
     assert all(np.abs(fe.process(zero)).max() <= 1 for _ in range(20))
 
@@ -84,8 +85,15 @@ def test_noise_suppression_removes_stationary_noise() -> None:
     assert level_dbfs(out[SAMPLE_RATE:]) < level_dbfs(noise[SAMPLE_RATE:]) - 20
 
 
-def test_output_lags_by_one_rnnoise_frame_when_suppressing() -> None:
-    assert FrontEnd().delay_samples == RNNOISE_FRAME
+def test_delay_samples_is_the_measured_lag() -> None:
+    x = np.concatenate([speechlike(1.0, -26), np.zeros(SAMPLE_RATE // 2, np.int16)])
+    x[SAMPLE_RATE // 2 : SAMPLE_RATE // 2 + 20] = 20000  # a click to find again
+    fe = FrontEnd(agc=False)
+    out = run(fe, x).astype(np.float64)
+    lags = [
+        float(np.dot(x[:-2000].astype(np.float64), out[k : len(x) - 2000 + k])) for k in range(1500)
+    ]
+    assert abs(int(np.argmax(lags)) - fe.delay_samples) <= 24
     assert FrontEnd(noise_suppression=False).delay_samples == 0
 
 
@@ -131,7 +139,7 @@ def test_switching_at_run_time() -> None:
     x = speechlike(0.2, -30)
     assert np.array_equal(run(fe, x), x)  # both off: the frame passes unchanged
     fe.noise_suppression = True
-    assert fe.statistics().noise_suppression and fe.delay_samples == RNNOISE_FRAME
+    assert fe.statistics().noise_suppression and fe.delay_samples == 2 * RNNOISE_FRAME
 
 
 def test_a_non_finite_network_state_is_rebuilt() -> None:
