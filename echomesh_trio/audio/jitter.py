@@ -85,9 +85,10 @@ arrived is waited for up to ``REORDER_WAIT_S`` before it is rebuilt or concealed
 it is almost always late (Pareto-like jitter), and playing it beats concealing it."""
 
 START_EARLY_S = 0.0025
-"""A talk spurt whose first packet is there may start this much before its due time: the
-device pulls 5 ms blocks, so starting at the block nearest the due time instead of the next
-one saves 2.5 ms on average (a late packet after that only makes the playout wait)."""
+"""A talk spurt whose first packet is there may start this much before its due time (at
+most by the jitter target itself): the device pulls 5 ms blocks, so starting at the block
+nearest the due time instead of the next one saves 2.5 ms on average (a late packet after
+that only makes the playout wait)."""
 
 RESYNC_IDLE_S = 2.0
 """After this long without packets a sender may restart its sequence numbers anywhere."""
@@ -364,7 +365,9 @@ class JitterBuffer:
             if not self._packets:
                 return Silence()
             first = min(self._packets)
-            if now < self._due(first) - START_EARLY_S:
+            # (Never earlier than the jitter allows: on a jitter-free path the next frame
+            # would then not be there in time.)
+            if now < self._due(first) - min(START_EARLY_S, self._est.target):
                 return Silence()
             self._next = first
             self._conceal_run = 0

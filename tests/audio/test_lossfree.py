@@ -60,7 +60,7 @@ def test_the_stream_has_pauses() -> None:
     assert sum(p.dtx for _, p in sent) >= 3
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(
     transit=st.floats(0.0, 0.3),
     block=st.sampled_from([120, 240, 480, 960]),
