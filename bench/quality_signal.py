@@ -3,16 +3,9 @@
 from __future__ import annotations
 
 import itertools
-import shutil
-import subprocess
-import tempfile
-import wave
-from pathlib import Path
 
 import numpy as np
 from scipy.signal import resample_poly
-
-from echomesh_trio.media import SAMPLE_RATE
 
 # Harvard sentences (IEEE 1969), the usual material for speech-quality tests.
 SENTENCES = [
@@ -50,51 +43,6 @@ SENTENCES = [
 
 ACTIVE_RMS = 0.05 * 32767
 """About -26 dBov active speech level, the level ITU-T P.862 material is scaled to."""
-
-
-class SpeechUnavailableError(RuntimeError):
-    """No speech source: espeak-ng is missing and no --wav was given."""
-
-
-def read_wav(path: Path) -> np.ndarray:
-    """Read a 16-bit WAV file as mono float64 at ``SAMPLE_RATE``."""
-    with wave.open(str(path), "rb") as w:
-        if w.getsampwidth() != 2:
-            raise ValueError(f"{path}: only 16-bit PCM WAV is supported")
-        rate, channels = w.getframerate(), w.getnchannels()
-        data = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float64)
-    if channels > 1:
-        data = data.reshape(-1, channels).mean(axis=1)
-    if rate != SAMPLE_RATE:
-        g = np.gcd(rate, SAMPLE_RATE)
-        data = resample_poly(data, SAMPLE_RATE // g, rate // g)
-    return data
-
-
-def synthesize(seconds: float, seed: int) -> np.ndarray:
-    """Harvard sentences spoken by espeak-ng with 0.3-0.9 s pauses, as int16 at 48 kHz."""
-    if shutil.which("espeak-ng") is None:
-        raise SpeechUnavailableError("espeak-ng not found: `apt install espeak-ng`, or use --wav")
-    rng = np.random.default_rng(seed)
-    parts: list[np.ndarray] = []
-    total = 0.0
-    with tempfile.TemporaryDirectory() as tmp:
-        i = 0
-        while total < seconds:
-            path = Path(tmp) / f"s{i}.wav"
-            text = SENTENCES[i % len(SENTENCES)]
-            voice = ("en-us", "en", "en-us+f3", "en+m3")[i % 4]
-            subprocess.run(
-                ["espeak-ng", "-v", voice, "-s", "155", "-w", str(path), text],
-                check=True,
-                capture_output=True,
-            )
-            speech = read_wav(path)
-            pause = np.zeros(int(rng.uniform(0.3, 0.9) * SAMPLE_RATE))
-            parts += [speech, pause]
-            total += (len(speech) + len(pause)) / SAMPLE_RATE
-            i += 1
-    return normalise(np.concatenate(parts))
 
 
 def normalise(signal: np.ndarray) -> np.ndarray:

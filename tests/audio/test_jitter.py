@@ -7,6 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from echomesh_trio.audio.jitter import (
+    CATCH_UP_BEHIND_S,
     HISTORY,
     MAX_WAIT_S,
     Conceal,
@@ -325,3 +326,68 @@ def test_end_of_spurt_goes_idle_at_once_and_is_not_loss() -> None:
     jb.push(4, b"c", now + 3 * F)  # resumes after a 2-frame pause
     assert jb.statistics().loss_estimate == 0.0
     assert jb.statistics().concealed == 0
+
+
+def test_a_packet_overtaken_on_a_loss_free_path_is_waited_for() -> None:
+    jb = JitterBuffer()
+    jb.push(0, b"p00", 0.0)
+    jb.push(2, b"p02", 0.04)  # 1 is late, not lost: nothing says the path is lossy
+    _, now = run_until_play(jb, 0.0)
+    waited = 0
+    t = now + F
+    d = jb.pop(t)
+    while isinstance(d, Conceal) and d.seq is None and waited < 100:
+        waited += 1
+        t += 0.005
+        if waited == 6:  # 30 ms past its due time, frame 1 arrives
+            jb.push(1, b"p01", t)
+        d = jb.pop(t)
+    assert isinstance(d, Play) and d.seq == 1
+    assert jb.statistics().late == 0 and jb.statistics().recovered == 0
+
+
+def test_on_a_lossy_path_a_hole_is_rebuilt_at_once() -> None:
+    jb = JitterBuffer()
+    now = 0.0
+    # 20 % loss for a while: the buffer knows the path is lossy (and looks one frame ahead).
+    for k in range(200):
+        if k % 5 != 4:
+            jb.push(k, b"frame", k * F)
+        jb.pop(k * F)
+        now = k * F
+    assert jb.statistics().fec_lookahead
+    jb.push(201, b"frame", now + 2 * F)  # 200 lost, 201 there
+    decisions = [jb.pop(now + 2 * F + i * 0.005) for i in range(12)]
+    assert any(isinstance(d, Recover) and d.seq == 200 for d in decisions)
+
+
+def test_a_stall_is_waited_out_and_its_delay_goes_at_the_next_pause() -> None:
+    jb = JitterBuffer()
+    # Spurt 1: frames 0-299; frames 200-214 are stuck in a 0.3 s stall and arrive together
+    # at its end. Then a pause (frame 299 ends the spurt), and spurt 2 from frame 350.
+    arrivals = [(k, k * F) for k in range(200)]
+    arrivals += [(k, 200 * F + 0.3) for k in range(200, 215)]
+    arrivals += [(k, k * F) for k in range(215, 300)]
+    arrivals += [(k, k * F) for k in range(350, 400)]
+    played: dict[int, float] = {}
+    i, now = 0, 0.0
+    while now < 400 * F + 0.5:
+        while i < len(arrivals) and arrivals[i][1] <= now:
+            k, at = arrivals[i]
+            jb.push(k, b"frame", at, end_of_spurt=k in (299, 399))
+            i += 1
+        d = jb.pop(now)
+        if isinstance(d, Play):
+            played[d.seq] = now - d.seq * F
+        # As a playout pulls: a frame lasts 20 ms, a wait or silence one 5 ms block.
+        now += (
+            F
+            if isinstance(d, Play | Recover) or (isinstance(d, Conceal) and d.seq is not None)
+            else 0.005
+        )
+    s = jb.statistics()
+    assert (s.concealed, s.recovered, s.late, s.dropped) == (0, 0, 0, 0)
+    assert sorted(played) == [k for k, _ in arrivals]
+    before, after = played[150], played[250]
+    assert 0.25 < after - before < CATCH_UP_BEHIND_S  # waited out, kept in the spurt
+    assert played[380] - before < 0.05  # ... and gone after the pause
