@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import wave
+from pathlib import Path
 
 import numpy as np
 from scipy.signal import resample_poly
+
+from echomesh_trio.media import SAMPLE_RATE
 
 # Harvard sentences (IEEE 1969), the usual material for speech-quality tests.
 SENTENCES = [
@@ -43,6 +47,21 @@ SENTENCES = [
 
 ACTIVE_RMS = 0.05 * 32767
 """About -26 dBov active speech level, the level ITU-T P.862 material is scaled to."""
+
+
+def read_wav(path: Path) -> np.ndarray:
+    """Read a 16-bit WAV file as mono float64 at ``SAMPLE_RATE``."""
+    with wave.open(str(path), "rb") as w:
+        if w.getsampwidth() != 2:
+            raise ValueError(f"{path}: only 16-bit PCM WAV is supported")
+        rate, channels = w.getframerate(), w.getnchannels()
+        data = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float64)
+    if channels > 1:
+        data = data.reshape(-1, channels).mean(axis=1)
+    if rate != SAMPLE_RATE:
+        g = np.gcd(rate, SAMPLE_RATE)
+        data = resample_poly(data, SAMPLE_RATE // g, rate // g)
+    return data
 
 
 def normalise(signal: np.ndarray) -> np.ndarray:
