@@ -177,7 +177,14 @@ def wait_listening(proc: subprocess.Popen[bytes], port: int) -> None:
     raise SystemExit("the server did not start")
 
 
+FRONT_END = False
+"""The talkers' capture front end (--front-end): off by default, so the figure is the
+transport's; RNNoise adds its 20 ms on top (docs/AUDIO.md)."""
+
+
 def config(port: int, user: str, room: str, **kw: object) -> ClientConfig:
+    kw.setdefault("noise_suppression", FRONT_END)
+    kw.setdefault("gain_control", FRONT_END)
     return ClientConfig("127.0.0.1", port, user, "benchmark", plaintext=True, rooms=(room,),
                         **kw)  # type: ignore[arg-type]  # fmt: skip
 
@@ -250,10 +257,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--bursts", type=int, default=60, help="delay samples (one per 0.5 s)")
     parser.add_argument("--cpu-seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--front-end", action="store_true", help="noise suppression and AGC on (client default)"
+    )
     parser.add_argument("--role", choices=["main", "listener"], default="main",
                         help=argparse.SUPPRESS)  # fmt: skip
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    global FRONT_END
+    FRONT_END = args.front_end
     if args.role == "listener":
         trio.run(listen, args.port, args.cpu_seconds + 30)
         return 0
@@ -267,7 +279,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             delays, missed = trio.run(measure_delay, port, args.bursts)
             listener = subprocess.Popen(
                 [sys.executable, "-m", "bench.latency", "--role", "listener",
-                 f"--port={port}", f"--cpu-seconds={args.cpu_seconds}"],
+                 f"--port={port}", f"--cpu-seconds={args.cpu_seconds}",
+                 *(["--front-end"] if args.front_end else [])],
                 stdout=subprocess.PIPE,
             )  # fmt: skip
             assert listener.stdout is not None

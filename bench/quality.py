@@ -23,8 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from bench.netsim import PROFILES, Profile, simulate
-from bench.quality_signal import normalise, pesq_wb, read_wav, stoi, synthesize
+from bench.quality_set import Utterance, add_noise, room_noise, speech_set
+from bench.quality_signal import pesq_wb, stoi
 from echomesh_trio.audio.codec import OpusDecoder, OpusEncoder
+from echomesh_trio.audio.frontend import FrontEnd
 from echomesh_trio.audio.jitter import Conceal, Decision, Play, Recover
 from echomesh_trio.audio.pcm import Pcm
 from echomesh_trio.audio.playout import SpeakerPlayout
@@ -40,6 +42,9 @@ SEQ_START = SEQ_MOD - 500
 """Sequence numbers start near the top so every run crosses the 32-bit wrap."""
 
 NAIVE_CAPACITY = 10
+
+WARMUP_S = 8.0
+"""Speech sent before each utterance and not scored (see :func:`run_profile`)."""
 
 
 def log(msg: str) -> None:
@@ -100,9 +105,29 @@ class Outcome:
 
 
 def run_profile(
-    profile: Profile, speech: np.ndarray, seed: int, *, bitrate: int, redundancy: int
-) -> dict[str, float | int]:
-    """Simulate one profile end to end and score both receivers."""
+    profile: Profile,
+    speech: np.ndarray,
+    seed: int,
+    *,
+    bitrate: int,
+    redundancy: int,
+    reference: np.ndarray | None = None,
+    front_end: FrontEnd | None = None,
+    warmup_s: float = WARMUP_S,
+) -> dict[str, float | int | None]:
+    """Simulate one profile end to end and score both receivers.
+
+    ``reference``: what the output is compared with (default: ``speech`` itself; the clean
+    speech when ``speech`` has noise added). ``front_end``: the sender's capture front end.
+    The first ``warmup_s`` of the utterance is sent once before it and not scored: the
+    utterance is spoken in a call that is already running, so the receiver's loss report,
+    the sender's redundancy, the delay estimate and the front end have had time to settle.
+    """
+    clean = speech if reference is None else reference
+    warm = min(len(speech), int(warmup_s * SAMPLE_RATE)) // FRAME_SAMPLES * FRAME_SAMPLES
+    speech = np.concatenate([speech[:warm], speech])
+    clean = np.concatenate([clean[:warm], clean])
+    offset = warm // FRAME_SAMPLES
     frames = len(speech) // FRAME_SAMPLES
     send_times = (np.arange(frames) + 1) * FRAME_S  # a frame leaves when it is complete
     deliveries = simulate(profile, send_times, seed)
@@ -116,6 +141,7 @@ def run_profile(
         bitrate=bitrate,
         max_redundancy=redundancy,
         first_sequence=SEQ_START,
+        front_end=front_end,
     )
     ours = Outcome(np.zeros(frames * FRAME_SAMPLES, dtype=np.int16))
     naive = Outcome(np.zeros(frames * FRAME_SAMPLES, dtype=np.int16))
@@ -128,7 +154,7 @@ def run_profile(
             k = frame_of(decision.seq)
             if 0 <= k < frames and pcm.shape[0] == FRAME_SAMPLES:
                 ours.media[k * FRAME_SAMPLES : (k + 1) * FRAME_SAMPLES] = pcm
-            if isinstance(decision, Play):
+            if isinstance(decision, Play) and k >= offset:
                 ours.delays.append(at - send_times[k])
 
     playout = SpeakerPlayout(on_decision=on_decision)
@@ -138,10 +164,17 @@ def run_profile(
     next_frame = 0
     blocks = int((frames * FRAME_S + 1.0) * SAMPLE_RATE / BLOCK)
     sender_cpu = 0.0
+    at_offset = playout.statistics().jitter
+    naive_at_offset = (0, 0)
+    bytes_at_offset = 0
     for b in range(blocks):
         now = b * BLOCK / SAMPLE_RATE
         while next_frame < frames and send_times[next_frame] <= now + 1e-9:
             k = next_frame
+            if k == offset:  # the scored part starts: count from here
+                at_offset = playout.statistics().jitter
+                naive_at_offset = (receiver.late, receiver.received)
+                bytes_at_offset = sender.statistics().payload_bytes
             pcm = speech[k * FRAME_SAMPLES : (k + 1) * FRAME_SAMPLES]
             t0 = time.process_time()
             packet = sender.process(pcm)
@@ -167,19 +200,25 @@ def run_profile(
             if played is not None:
                 k, pcm = played
                 naive.media[k * FRAME_SAMPLES : (k + 1) * FRAME_SAMPLES] = pcm
-                naive.delays.append(now - send_times[k])
+                if k >= offset:
+                    naive.delays.append(now - send_times[k])
         if b % 200 == 0:
             # The receiver reports its loss once a second (RTCP-like); the sender sets its
             # redundancy and in-band FEC from it (VoiceSender.set_reported_loss).
             sender.set_reported_loss(playout.statistics().jitter.loss_estimate)
 
-    stats = playout.statistics().jitter
-    ours.late = stats.late
-    ours.useful = stats.received - stats.duplicates - stats.dropped
-    naive.late, naive.useful = receiver.late, receiver.received
+    end = playout.statistics().jitter
+
+    def since(name: str) -> int:
+        return int(getattr(end, name)) - int(getattr(at_offset, name))
+
+    ours.late = since("late")
+    ours.useful = since("received") - since("duplicates") - since("dropped")
+    naive.late = receiver.late - naive_at_offset[0]
+    naive.useful = receiver.received - naive_at_offset[1]
 
     # Fastest transit of the trace, and each delivered packet's delay above it.
-    first = {i: min(v) for i, v in by_index.items() if sent[i]}
+    first = {i: min(v) for i, v in by_index.items() if sent[i] and i >= offset}
     transit = np.array([first[i] - send_times[i] for i in sorted(first)])
     fastest = float(transit.min()) if len(transit) else 0.0
     excess = np.sort(transit - fastest)
@@ -191,11 +230,11 @@ def run_profile(
         allowed = int(np.floor(late_rate * len(excess) + 1e-9))
         return float(excess[max(0, len(excess) - 1 - allowed)])
 
-    lookahead = sender.encoder.lookahead
-    ref = speech[: frames * FRAME_SAMPLES - lookahead]
+    lookahead = sender.encoder.lookahead + (front_end.delay_samples if front_end else 0)
+    ref = clean[warm : frames * FRAME_SAMPLES - lookahead]
 
-    def score(o: Outcome, prefix: str) -> dict[str, float | int]:
-        deg = o.media[lookahead:]
+    def score(o: Outcome, prefix: str) -> dict[str, float | int | None]:
+        deg = o.media[warm + lookahead :]
         added = np.array(o.delays) - fastest
         late = o.late / o.useful if o.useful else 0.0
         return {
@@ -210,15 +249,27 @@ def run_profile(
         }
 
     result = score(ours, "") | score(naive, "naive_")
+    oracle_ms = result["oracle_delay_ms"]
+    result["delay_ratio"] = (
+        round(float(result["mean_delay_ms"] or 0) / oracle_ms, 3)
+        if isinstance(oracle_ms, float) and oracle_ms > 0
+        else None
+    )
     result |= {
-        "network_loss": round(1.0 - len(first) / max(1, int(sent.sum())), 4),
-        "packets": int(sent.sum()),
-        "kbps": round(sender.statistics().payload_bytes * 8 / (frames * FRAME_S) / 1000, 1),
-        "recovered": stats.recovered,
-        "concealed": stats.concealed,
-        "stretched": stats.stretched,
-        "duplicates": stats.duplicates,
-        "final_target_ms": round(stats.target_delay * 1000, 1),
+        "network_loss": round(1.0 - len(first) / max(1, int(sent[offset:].sum())), 4),
+        "packets": int(sent[offset:].sum()),
+        "kbps": round(
+            (sender.statistics().payload_bytes - bytes_at_offset)
+            * 8
+            / ((frames - offset) * FRAME_S)
+            / 1000,
+            1,
+        ),
+        "recovered": since("recovered"),
+        "concealed": since("concealed"),
+        "stretched": since("stretched"),
+        "duplicates": since("duplicates"),
+        "final_target_ms": round(end.target_delay * 1000, 1),
         "sender_us_per_frame": round(sender_cpu / frames * 1e6, 1),
     }
     return result
@@ -238,14 +289,113 @@ def codec_cost(speech: np.ndarray, bitrate: int, repeats: int = 5) -> float:
     return float(np.median(runs))
 
 
+def front_end_cost(speech: np.ndarray, repeats: int = 5) -> float:
+    """Median CPU microseconds of the front end (RNNoise + AGC) per 20 ms frame."""
+    frames = min(500, len(speech) // FRAME_SAMPLES)
+    runs = []
+    for _ in range(repeats):
+        fe = FrontEnd()
+        t0 = time.process_time()
+        for k in range(frames):
+            fe.process(speech[k * FRAME_SAMPLES : (k + 1) * FRAME_SAMPLES])
+        runs.append((time.process_time() - t0) / frames * 1e6)
+    return float(np.median(runs))
+
+
+Figures = dict[str, float | int | None]
+
+
+def _num(v: float | int | None) -> float:
+    return float(v) if v is not None else float("nan")
+
+
+def worst_case(per: dict[str, Figures]) -> dict[str, object]:
+    """A profile's figures across the set: each the worst utterance's (see the module doc)."""
+    names = list(per)
+    low = min(names, key=lambda n: _num(per[n]["pesq"]))
+    late = max(names, key=lambda n: _num(per[n]["late_loss"]))
+    ratios = [n for n in names if per[n]["delay_ratio"] is not None]
+    slow = max(ratios, key=lambda n: _num(per[n]["delay_ratio"])) if ratios else None
+    margin = min(names, key=lambda n: _num(per[n]["pesq"]) - _num(per[n]["naive_pesq"]))
+    out: dict[str, object] = {
+        "pesq": per[low]["pesq"],
+        "naive_pesq": per[low]["naive_pesq"],
+        "pesq_utterance": low,
+        "pesq_minus_naive": round(_num(per[margin]["pesq"]) - _num(per[margin]["naive_pesq"]), 3),
+        "pesq_minus_naive_utterance": margin,
+        "stoi": min(_num(f["stoi"]) for f in per.values()),
+        "late_loss": per[late]["late_loss"],
+        "late_loss_utterance": late,
+        "delay_ratio": per[slow]["delay_ratio"] if slow else None,
+        "mean_delay_ms": per[slow or low]["mean_delay_ms"],
+        "oracle_delay_ms": per[slow or low]["oracle_delay_ms"],
+        "delay_utterance": slow or low,
+        "max_mean_delay_ms": max(_num(f["mean_delay_ms"]) for f in per.values()),
+        "max_delay_above_oracle_ms": round(
+            max(_num(f["mean_delay_ms"]) - _num(f["oracle_delay_ms"]) for f in per.values()), 1
+        ),
+        "concealed": max(int(_num(f["concealed"])) for f in per.values()),
+        "kbps": round(float(np.mean([_num(f["kbps"]) for f in per.values()])), 1),
+        "max_kbps": max(_num(f["kbps"]) for f in per.values()),
+    }
+    out["utterances"] = per
+    return out
+
+
+def noise_condition(
+    utterances: list[Utterance], snr_db: float | None, seed: int, *, bitrate: int
+) -> dict[str, object]:
+    """Speech in room noise over a clean network, scored against the clean speech, with and
+    without the front end (``snr_db`` None: clean speech, to show what the front end costs)."""
+    per: dict[str, Figures] = {}
+    for i, u in enumerate(utterances):
+        babble = [o.speech for o in utterances if o.name != u.name][:4]
+        if snr_db is None:
+            noisy = u.speech
+        else:
+            noisy = add_noise(u.speech, room_noise(len(u.speech), seed + i, babble), snr_db)
+        row: Figures = {}
+        for suffix, fe in (("", FrontEnd()), ("_off", None)):
+            r = run_profile(
+                PROFILES["clean"],
+                noisy,
+                seed + i,
+                bitrate=bitrate,
+                redundancy=0,
+                reference=u.speech,
+                front_end=fe,
+            )
+            row[f"pesq{suffix}"] = r["pesq"]
+            row[f"stoi{suffix}"] = r["stoi"]
+            row[f"kbps{suffix}"] = r["kbps"]
+        per[u.name] = row
+    low = min(per, key=lambda n: _num(per[n]["pesq"]))
+    low_off = min(per, key=lambda n: _num(per[n]["pesq_off"]))
+    return {
+        "pesq": per[low]["pesq"],
+        "pesq_off": per[low_off]["pesq_off"],
+        "pesq_utterance": low,
+        "pesq_off_utterance": low_off,
+        "median_pesq": round(float(np.median([_num(f["pesq"]) for f in per.values()])), 3),
+        "median_pesq_off": round(float(np.median([_num(f["pesq_off"]) for f in per.values()])), 3),
+        "stoi": min(_num(f["stoi"]) for f in per.values()),
+        "stoi_off": min(_num(f["stoi_off"]) for f in per.values()),
+        "utterances": per,
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m bench.quality", description=__doc__.splitlines()[0] if __doc__ else None
     )
     parser.add_argument("--profiles", default=",".join(PROFILES), help="comma-separated")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--seconds", type=float, default=90.0, help="speech to synthesize")
-    parser.add_argument("--wav", type=Path, help="use this speech instead of espeak-ng")
+    parser.add_argument(
+        "--wav", type=Path, action="append", help="run this file instead of the set (repeatable)"
+    )
+    parser.add_argument("--quick", action="store_true", help="four hard voices, no download")
+    parser.add_argument("--no-natural", action="store_true", help="skip fetched recordings")
+    parser.add_argument("--no-noise", action="store_true", help="skip the speech-in-noise runs")
     parser.add_argument("--bitrate", type=int, default=32_000)
     parser.add_argument(
         "--redundancy",
@@ -258,39 +408,54 @@ def main(argv: list[str] | None = None) -> None:
     unknown = [n for n in names if n not in PROFILES]
     if unknown:
         parser.error(f"unknown profiles {unknown}; known: {', '.join(PROFILES)}")
-    if args.wav:
-        speech = normalise(read_wav(args.wav))
-    else:
-        log(f"synthesizing {args.seconds:.0f} s of speech with espeak-ng")
-        speech = synthesize(args.seconds, args.seed)
-    cost = codec_cost(speech, args.bitrate)
-    log(f"codec cost: {cost:.0f} us per frame (encode + decode)")
-    results: dict[str, dict[str, float | int]] = {}
+    utterances = speech_set(
+        quick=args.quick, natural=not args.no_natural, wavs=args.wav, seed=args.seed
+    )
+    total = sum(len(u.speech) for u in utterances) / SAMPLE_RATE
+    log(f"{len(utterances)} utterances, {total:.0f} s of speech")
+    joined = np.concatenate([u.speech for u in utterances])
+    cost = codec_cost(joined, args.bitrate)
+    fe_cost = front_end_cost(joined)
+    log(f"codec cost: {cost:.0f} us per frame (encode + decode); front end {fe_cost:.0f} us")
+    cpu = {
+        "codec_us_per_frame": round(cost, 1),
+        "front_end_us_per_frame": round(fe_cost, 1),
+    }
+    results: dict[str, object] = {}
     for name in names:
         t0 = time.monotonic()
-        r = run_profile(
-            PROFILES[name],
-            speech,
-            args.seed * 1000 + list(PROFILES).index(name),
-            bitrate=args.bitrate,
-            redundancy=args.redundancy,
-        )
-        results[name] = r | {"codec_us_per_frame": round(cost, 1)}
+        per: dict[str, Figures] = {}
+        for i, u in enumerate(utterances):
+            per[u.name] = run_profile(
+                PROFILES[name],
+                u.speech,
+                args.seed * 1000 + list(PROFILES).index(name) + 10 * i,
+                bitrate=args.bitrate,
+                redundancy=args.redundancy,
+            )
+        w = worst_case(per)
+        results[name] = w | cpu
         log(
-            f"{name:8} pesq {r['pesq']:.2f} (naive {r['naive_pesq']:.2f}) stoi {r['stoi']:.3f} "
-            f"late {r['late_loss']:.2%} delay {r['mean_delay_ms']:.1f}/{r['p95_delay_ms']:.1f} ms "
-            f"oracle {r['oracle_delay_ms']:.1f} ms  naive late {r['naive_late_loss']:.2%} "
-            f"delay {r['naive_mean_delay_ms']:.1f} ms  [{time.monotonic() - t0:.1f} s]"
+            f"{name:8} min pesq {w['pesq']} (naive {w['naive_pesq']}, {w['pesq_utterance']}) "
+            f"worst vs naive {w['pesq_minus_naive']:+} ({w['pesq_minus_naive_utterance']}) "
+            f"late {_num(w['late_loss']):.2%} ratio {w['delay_ratio']} "  # type: ignore[arg-type]
+            f"delay-oracle {w['max_delay_above_oracle_ms']} ms concealed {w['concealed']} "
+            f"kbit/s {w['kbps']}  [{time.monotonic() - t0:.1f} s]"
         )
-    print("profile   PESQ (naive)   STOI   late loss   mean/p95 delay")
-    for name, r in results.items():
-        print(
-            f"{name:8}  {r['pesq']:.2f} ({r['naive_pesq']:.2f})    {r['stoi']:.3f}  "
-            f"{r['late_loss']:9.2%}   {r['mean_delay_ms']:.0f}/{r['p95_delay_ms']:.0f} ms"
-        )
+    if not args.no_noise:
+        for label, snr in (("noise20", 20.0), ("noise10", 10.0), ("front_end_clean", None)):
+            t0 = time.monotonic()
+            r = noise_condition(utterances, snr, args.seed * 7919, bitrate=args.bitrate)
+            results[label] = r | cpu
+            log(
+                f"{label:8} min pesq {r['pesq']} with front end, {r['pesq_off']} without; "
+                f"median {r['median_pesq']} / {r['median_pesq_off']}; "
+                f"min stoi {r['stoi']:.3f} / {r['stoi_off']:.3f}  [{time.monotonic() - t0:.1f} s]"
+            )
     print(
-        "legend: PESQ 1-4.5 (wideband MOS-LQO; naive: a receiver like the original EchoMesh one);"
-        " STOI 0-1 intelligibility; late loss: frames that missed playout; delay: added by playout"
+        "legend: pesq = wideband PESQ (MOS-LQO, 1-4.5) of the worst utterance; naive = a"
+        " receiver like the original EchoMesh one; late = frames that missed playout; ratio ="
+        " mean added delay / the oracle's; delay-oracle in ms; kbit/s = what the sender sent"
     )
     print(json.dumps(results))
 

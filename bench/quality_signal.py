@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import tempfile
+import itertools
 import wave
 from pathlib import Path
 
@@ -51,10 +49,6 @@ ACTIVE_RMS = 0.05 * 32767
 """About -26 dBov active speech level, the level ITU-T P.862 material is scaled to."""
 
 
-class SpeechUnavailableError(RuntimeError):
-    """No speech source: espeak-ng is missing and no --wav was given."""
-
-
 def read_wav(path: Path) -> np.ndarray:
     """Read a 16-bit WAV file as mono float64 at ``SAMPLE_RATE``."""
     with wave.open(str(path), "rb") as w:
@@ -68,32 +62,6 @@ def read_wav(path: Path) -> np.ndarray:
         g = np.gcd(rate, SAMPLE_RATE)
         data = resample_poly(data, SAMPLE_RATE // g, rate // g)
     return data
-
-
-def synthesize(seconds: float, seed: int) -> np.ndarray:
-    """Harvard sentences spoken by espeak-ng with 0.3-0.9 s pauses, as int16 at 48 kHz."""
-    if shutil.which("espeak-ng") is None:
-        raise SpeechUnavailableError("espeak-ng not found: `apt install espeak-ng`, or use --wav")
-    rng = np.random.default_rng(seed)
-    parts: list[np.ndarray] = []
-    total = 0.0
-    with tempfile.TemporaryDirectory() as tmp:
-        i = 0
-        while total < seconds:
-            path = Path(tmp) / f"s{i}.wav"
-            text = SENTENCES[i % len(SENTENCES)]
-            voice = ("en-us", "en", "en-us+f3", "en+m3")[i % 4]
-            subprocess.run(
-                ["espeak-ng", "-v", voice, "-s", "155", "-w", str(path), text],
-                check=True,
-                capture_output=True,
-            )
-            speech = read_wav(path)
-            pause = np.zeros(int(rng.uniform(0.3, 0.9) * SAMPLE_RATE))
-            parts += [speech, pause]
-            total += (len(speech) + len(pause)) / SAMPLE_RATE
-            i += 1
-    return normalise(np.concatenate(parts))
 
 
 def normalise(signal: np.ndarray) -> np.ndarray:
@@ -113,10 +81,12 @@ def pesq_wb(reference: np.ndarray, degraded: np.ndarray, chunk_s: float = 10.0) 
     from pesq import pesq
 
     ref, deg = to_16k(reference), to_16k(degraded)
-    step = int(chunk_s * 16_000)
+    # Equal chunks near chunk_s long (one for a short utterance).
+    chunks = max(1, round(len(ref) / (chunk_s * 16_000)))
+    edges = np.linspace(0, len(ref), chunks + 1).astype(int)
     scores = []
-    for start in range(0, len(ref) - step // 2, step):
-        r, d = ref[start : start + step], deg[start : start + step]
+    for start, end in itertools.pairwise(edges):
+        r, d = ref[start:end], deg[start:end]
         try:
             scores.append(float(pesq(16_000, r, d, "wb")))
         except Exception:  # a chunk without speech ("No utterances detected")

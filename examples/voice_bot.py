@@ -28,6 +28,7 @@ async def main(args: argparse.Namespace) -> None:
         audio_input=ToneInput(args.tone),         # the "microphone"
         audio_output=output,                      # the "speaker"
         transmit_mode=GateMode.CONTINUOUS,        # or PUSH_TO_TALK with client.ptt(True)
+        noise_suppression=False,                  # on by default, for real microphones
     )  # fmt: skip
     async with open_client(config) as client:
         await client.wait_connected()

@@ -75,7 +75,10 @@ fi
 lock=requirements-dev.lock
 if [ ! -f "$stamp" ] || [ "$lock" -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     say "installing locked dependencies ($lock) into $VENV"
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes -r "$lock"
+    # --no-deps: the lock is complete; pyrnnoise declares dependencies that the locks leave
+    # out on purpose (scripts/lock-overrides.txt), which pip would otherwise go looking for.
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps \
+        --require-hashes -r "$lock"
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
     touch "$stamp"
 fi

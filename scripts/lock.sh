@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 UV="${UV:-.venv/bin/uv}"
 common=(--python-version 3.11 --python-platform linux --generate-hashes --quiet
-        --custom-compile-command "make lock")
+        --custom-compile-command "make lock" --override scripts/lock-overrides.txt)
 "$UV" pip compile pyproject.toml "${common[@]}" --extra client --extra tui -o requirements.lock
 "$UV" pip compile pyproject.toml "${common[@]}" -c requirements.lock -o requirements-server.lock
 "$UV" pip compile pyproject.toml "${common[@]}" --extra client --extra tui --extra dev \

@@ -8,6 +8,7 @@ needs ``decode(b"", n)`` because ``decode(None, n)`` fails.
 
 from __future__ import annotations
 
+import ctypes
 import math
 from dataclasses import dataclass
 from types import ModuleType
@@ -238,6 +239,23 @@ class OpusDecoder:
                 return pcm
             self._invalid += 1
         return self.conceal()
+
+    def save_state(self) -> bytes:
+        """A copy of the decoder's state (libopus keeps it in one block without pointers, so
+        a byte copy is a complete snapshot)."""
+        return ctypes.string_at(self._state_address(), self._state_size())
+
+    def restore_state(self, state: bytes) -> None:
+        """Go back to a state from :meth:`save_state` of this decoder."""
+        if len(state) != self._state_size():
+            raise ValueError("not a state of this decoder")
+        ctypes.memmove(self._state_address(), state, len(state))
+
+    def _state_size(self) -> int:
+        return int(self._lib.api.decoder.libopus_get_size(CHANNELS))
+
+    def _state_address(self) -> int:
+        return ctypes.addressof(self._dec.decoder_state.contents)
 
     def reset(self) -> None:
         """Forget the decoder state (a new talk spurt from a new source)."""

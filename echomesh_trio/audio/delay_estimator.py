@@ -22,8 +22,10 @@ import numpy as np
 BUCKET_S = 0.001
 """Histogram resolution: 1 ms, fine compared with the 5 ms a playout can move by."""
 
-WARMUP_PACKETS = 50
-"""Before this many packets every sample counts fully: there is no target to be a spike of."""
+WARMUP_PACKETS = 3
+"""Before this many packets every sample counts fully: there is no target to be a spike of.
+(It was 50: a stall within the first second then entered at full weight and kept the
+target near 200 ms for the next ~20 s; the spike rule needs only a few samples.)"""
 
 SPIKE_PACKETS = 25
 """A spike lasts at most this many packets (0.5 s); what persists longer is the new normal."""
@@ -52,7 +54,7 @@ class DelayEstimator:
         forget: float = 0.999,
         base_window: int = 500,
         spike_margin: float = 0.060,
-        spike_weight: float = 0.2,
+        spike_weight: float = 0.05,
         max_delay: float = MAX_DELAY_S,
     ) -> None:
         if not 0.0 < late_budget < 0.5:
@@ -74,6 +76,7 @@ class DelayEstimator:
         self._last_jitter = 0.0
         self._spikes = 0
         self._spike_left = 0
+        self._spike_ref = 0.0
 
     @property
     def target(self) -> float:
@@ -136,7 +139,7 @@ class DelayEstimator:
             # Inside a spike: the packets that queued behind the stall drain with falling
             # delays; all of them above the target belong to the same event.
             self._spike_left -= 1
-            if jitter <= self._target:
+            if jitter <= self._spike_ref:
                 self._spike_left = 0
             else:
                 weight *= self._spike_weight
@@ -144,6 +147,10 @@ class DelayEstimator:
             # An outlier far above the current target starts a spike (see the module doc).
             self._spikes += 1
             self._spike_left = SPIKE_PACKETS
+            # Measured against the target before the spike: early in a stream a few spike
+            # samples can move the target themselves, which used to end the spike at once
+            # and let the rest of the drain in at full weight (target ~200 ms for 20 s).
+            self._spike_ref = self._target
             weight *= self._spike_weight
         h *= self._forget
         idx = min(self._buckets - 1, max(0, int(jitter / BUCKET_S + 0.5)))

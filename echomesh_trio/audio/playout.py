@@ -60,6 +60,7 @@ class SpeakerPlayout:
         self._redundant = 0
         self._fec = 0
         self._active = False
+        self._wait_state: bytes | None = None  # decoder state saved when a wait began
 
     @property
     def jitter(self) -> JitterBuffer:
@@ -99,6 +100,21 @@ class SpeakerPlayout:
         return result
 
     def _render(self, decision: Decision, needed: int) -> Pcm:
+        if isinstance(decision, Conceal) and decision.seq is None:
+            # A wait: filler from PLC, but the decoder goes back to where it was when the
+            # wait began, so the awaited frame decodes exactly as if it had been on time.
+            if self._wait_state is None:
+                self._wait_state = self._decoder.save_state()
+            return self._decoder.conceal(min(needed, FRAME_SAMPLES))
+        if self._wait_state is not None and not isinstance(decision, Conceal):
+            # The wait is over. The join is not cross-faded: fading from the filler's
+            # continuation into the frame cost 0.15-0.2 PESQ per join (2.5 ms fade) and
+            # still 0.05 at 0.5 ms, because PLC's pitch drifts out of phase with the frame.
+            self._decoder.restore_state(self._wait_state)
+        self._wait_state = None  # (after a frame given up on, PLC just goes on)
+        return self._render_frame(decision, needed)
+
+    def _render_frame(self, decision: Decision, needed: int) -> Pcm:
         if isinstance(decision, Play):
             self._active = True
             return self._decode_primary(decision.packet)

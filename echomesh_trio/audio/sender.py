@@ -1,7 +1,9 @@
 """The sending half of the audio engine: one 20 ms frame in, at most one voice packet out.
 
-Per frame: the transmit gate decides (continuous, push-to-talk, or voice activation with the
-VAD's 200 ms hold; mute closes it in every mode); an open gate encodes the frame with Opus;
+Per frame: the capture front end (:class:`FrontEnd`: RNNoise noise suppression and
+automatic gain control, when given) cleans the frame; the transmit gate decides
+(continuous, push-to-talk, or voice activation with the VAD's 200 ms hold, the VAD working
+on the cleaned frame; mute closes it in every mode); an open gate encodes it with Opus;
 the packet gets copies of the previous frames (:class:`RedundancyPacker`). Loss reported by
 the receivers sets both the redundancy depth and the encoder's expected loss
 (:meth:`VoiceSender.set_reported_loss`).
@@ -29,6 +31,7 @@ from enum import Enum
 import numpy as np
 
 from echomesh_trio.audio.codec import DEFAULT_BITRATE, OpusEncoder, is_dtx
+from echomesh_trio.audio.frontend import FrontEnd
 from echomesh_trio.audio.pcm import Pcm, check_frame
 from echomesh_trio.audio.redundancy import MAX_DEPTH, RedundancyPacker, copies_for_loss
 from echomesh_trio.audio.vad import VadState, VoiceActivityDetector
@@ -133,8 +136,13 @@ class VoiceSender:
         first_sequence: int = 0,
         encoder: OpusEncoder | None = None,
         vad: VoiceActivityDetector | None = None,
+        front_end: FrontEnd | None = None,
     ) -> None:
         self.gate = TransmitGate(mode)
+        self.front_end = front_end
+        """Noise suppression and gain control before the VAD and the encoder (None: off).
+        ``FrontEnd()`` turns both on; switch them with ``front_end.noise_suppression`` and
+        ``front_end.agc``, or set this attribute to None."""
         self.encoder = encoder if encoder is not None else OpusEncoder(bitrate)
         self.vad = vad if vad is not None else VoiceActivityDetector()
         self._packer = RedundancyPacker(max_redundancy)
@@ -177,6 +185,8 @@ class VoiceSender:
     def process(self, pcm: Pcm) -> VoicePacket | None:
         """Take the next captured frame; return the packet to send for it, if any."""
         check_frame(pcm)
+        if self.front_end is not None:
+            pcm = self.front_end.process(pcm)  # the VAD decides on the cleaned signal
         self._vad_state = self.vad.process(pcm)
         sequence = self._sequence
         self._sequence = (sequence + 1) % SEQ_MOD

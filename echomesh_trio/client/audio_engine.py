@@ -13,6 +13,7 @@ Mumble does; undeafening unmutes again unless mute was set on its own.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from typing import Final
 import numpy as np
 import trio
 
+from echomesh_trio.audio.frontend import FrontEnd, NoiseSuppressionUnavailableError
 from echomesh_trio.audio.pcm import Pcm
 from echomesh_trio.audio.receiver import VoiceReceiver
 from echomesh_trio.audio.sender import GateMode, VoicePacket, VoiceSender
@@ -31,6 +33,8 @@ from echomesh_trio.devices.base import AudioInput, AudioOutput
 from echomesh_trio.protocol import events as ev
 from echomesh_trio.voice.client import VoiceFrame
 from echomesh_trio.voice.packet import Flags
+
+log = logging.getLogger("echomesh.client")
 
 TALK_TICK_S: Final = 0.05
 LEVEL_EVERY: Final = 5
@@ -67,13 +71,19 @@ class AudioEngine:
         audio_output: AudioOutput,
         *,
         mode: GateMode,
+        noise_suppression: bool = True,
+        gain_control: bool = True,
         on_talk: Callable[[int, bool], None],
         on_transmit: Callable[[bool], None],
         on_level: Callable[[float, bool], None],
     ) -> None:
         self.input = audio_input
         self.output = audio_output
-        self.sender = VoiceSender(mode=mode)
+        self.sender = VoiceSender(mode=mode, front_end=FrontEnd(noise_suppression=False, agc=False))
+        self.front_end_problem = ""
+        """Why noise suppression is off although asked for (RNNoise cannot be loaded)."""
+        self.set_gain_control(gain_control)
+        self.set_noise_suppression(noise_suppression)
         self.receiver = VoiceReceiver()
         self.talk = TalkTracker()
         self.link: VoiceLink | None = None
@@ -115,6 +125,24 @@ class AudioEngine:
 
     def set_gain(self, source_id: Hashable, gain: float) -> None:
         self.receiver.mixer.set_gain(source_id, gain)
+
+    def set_noise_suppression(self, on: bool) -> bool:
+        """RNNoise before the VAD and the encoder (20 ms more delay). Returns whether it is
+        on: without the library it stays off, and ``front_end_problem`` says why."""
+        front_end = self.sender.front_end
+        assert front_end is not None
+        try:
+            front_end.noise_suppression = on
+        except NoiseSuppressionUnavailableError as exc:
+            self.front_end_problem = str(exc)
+            log.warning("noise suppression is off: %s", exc)
+            return False
+        return front_end.noise_suppression
+
+    def set_gain_control(self, on: bool) -> None:
+        front_end = self.sender.front_end
+        assert front_end is not None
+        front_end.agc = on
 
     def set_vad_threshold(self, dbfs: float | None) -> None:
         """A fixed voice-activation threshold in dBFS, or None to follow the noise floor."""

@@ -175,6 +175,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--play", metavar="tone:FREQ|FILE.wav", help="what to send as the microphone")
     p.add_argument("--record", type=Path, metavar="OUT.wav", help="record what is heard")
     p.add_argument("--echo", action="store_true", help="send back what is heard")
+    p.add_argument(
+        "--front-end", action="store_true",
+        help="noise suppression and gain control on what it sends (a client's default for "
+        "microphones; off here, since a tone or a file is not a noisy room)",
+    )  # fmt: skip
     p.add_argument("--seconds", type=_seconds, help="exit 0 after this long")
     p.add_argument("--call", metavar="USER", help="call USER (a private two-person voice room)")
     p.add_argument("--answer", action="store_true", help="accept incoming calls")
@@ -230,6 +235,8 @@ class Bot:
             known_servers=args.known_servers, rooms=(args.room,),
             audio_input=audio_input, audio_output=output,
             transmit_mode=GateMode.CONTINUOUS if talking else GateMode.PUSH_TO_TALK,
+            # Its "microphone" is a tone or a file, not a room: clean it only when asked.
+            noise_suppression=args.front_end, gain_control=args.front_end,
             client_name=f"{PROG} {__version__}",
         )  # fmt: skip
         try:

@@ -7,7 +7,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from echomesh_trio.audio.jitter import (
+    CATCH_UP_BEHIND_S,
     HISTORY,
+    MAX_WAIT_S,
     Conceal,
     Decision,
     JitterBuffer,
@@ -67,15 +69,15 @@ def test_reordered_packets_come_out_in_order() -> None:
 
 def test_duplicates_and_late_packets_are_counted_not_played() -> None:
     jb = JitterBuffer()
-    assert jb.push(0, b"a", 0.0) is PushResult.BUFFERED
-    assert jb.push(0, b"a", 0.0) is PushResult.DUPLICATE
+    assert jb.push(0, b"pa0", 0.0) is PushResult.BUFFERED
+    assert jb.push(0, b"pa0", 0.0) is PushResult.DUPLICATE
     d, now = run_until_play(jb, 0.0)
-    assert d == Play(0, d.packet) and d.packet.frame == b"a"
-    assert jb.push(0, b"a", now) is PushResult.DUPLICATE  # already played
-    jb.push(2, b"c", now)
+    assert d == Play(0, d.packet) and d.packet.frame == b"pa0"
+    assert jb.push(0, b"pa0", now) is PushResult.DUPLICATE  # already played
+    jb.push(2, b"pc2", now)
     d, now = run_until_play(jb, now + F)
     assert isinstance(d, Recover | Conceal) and d.seq == 1
-    assert jb.push(1, b"b", now) is PushResult.LATE
+    assert jb.push(1, b"pb1", now) is PushResult.LATE
     s = jb.statistics()
     assert (s.duplicates, s.late) == (2, 1)
 
@@ -86,29 +88,48 @@ def test_lost_frame_is_recovered_from_the_next_packet() -> None:
     jb.push(12, b"p12", 0.04)
     d, now = run_until_play(jb, 0.0)
     assert isinstance(d, Play) and d.seq == 10
-    d = jb.pop(now + F)
+    d, now = run_until_play(jb, now + F)  # (a spurt may start up to 2.5 ms early)
     assert d == Recover(11, 12, d.packet) and d.packet.frame == b"p12"
-    d = jb.pop(now + 2 * F)
+    d = jb.pop(now + F)
     assert isinstance(d, Play) and d.seq == 12
     assert jb.statistics().recovered == 1
 
 
 def test_redundant_copy_allows_recovery_across_a_gap_of_two() -> None:
     jb = JitterBuffer()
-    jb.push(0, b"p0", 0.0)
-    jb.push(3, b"p3", 0.06, redundant=(b"p2", b"p1"))
+    jb.push(0, b"p00", 0.0)  # (1-2 bytes would be a DTX frame: the start of a pause)
+    jb.push(3, b"p03", 0.06, redundant=(b"p02", b"p01"))
     _, now = run_until_play(jb, 0.0)
-    d = jb.pop(now + F)
+    d, _ = run_until_play(jb, now + F)
     assert isinstance(d, Recover) and (d.seq, d.source_seq) == (1, 3)
 
 
-def test_idle_speaker_gives_silence_after_a_short_concealment() -> None:
+def test_idle_speaker_gives_silence_after_a_bounded_wait_and_a_short_concealment() -> None:
     jb = JitterBuffer()
-    jb.push(0, b"a", 0.0)
+    jb.push(0, b"abc", 0.0)
     _, now = run_until_play(jb, 0.0)
-    kinds = [type(jb.pop(now + i * F)).__name__ for i in range(1, 8)]
-    assert kinds[:3] == ["Conceal"] * 3
-    assert set(kinds[3:]) == {"Silence"}
+    kinds = []
+    for i in range(1, 200):
+        d = jb.pop(now + i * 0.005)
+        kinds.append("wait" if isinstance(d, Conceal) and d.seq is None else type(d).__name__)
+    waits = kinds.index("Conceal")
+    # Nothing after frame 0 has come: a stall, waited for up to MAX_WAIT_S past its due time.
+    assert set(kinds[:waits]) == {"wait"} and waits >= (MAX_WAIT_S - F) / 0.005
+    assert waits <= (MAX_WAIT_S + F) / 0.005
+    after = [k for k in kinds[waits:] if k != "wait"]  # (waits for the next due time)
+    assert after[:3] == ["Conceal"] * 3
+    assert set(after[3:]) == {"Silence"} and kinds[-1] == "Silence"
+
+
+def test_a_dtx_frame_ends_the_spurt_without_concealment() -> None:
+    jb = JitterBuffer()
+    jb.push(0, b"speech", 0.0)
+    jb.push(1, b"\x08", 0.02)  # a 1-byte DTX frame: the sender stops until speech resumes
+    _, now = run_until_play(jb, 0.0)
+    d = jb.pop(now + F)
+    assert isinstance(d, Play) and d.seq == 1
+    assert all(isinstance(jb.pop(now + F + i * 0.005), Silence) for i in range(1, 100))
+    assert jb.statistics().concealed == 0
 
 
 def test_sequence_numbers_wrap_around() -> None:
@@ -305,3 +326,68 @@ def test_end_of_spurt_goes_idle_at_once_and_is_not_loss() -> None:
     jb.push(4, b"c", now + 3 * F)  # resumes after a 2-frame pause
     assert jb.statistics().loss_estimate == 0.0
     assert jb.statistics().concealed == 0
+
+
+def test_a_packet_overtaken_on_a_loss_free_path_is_waited_for() -> None:
+    jb = JitterBuffer()
+    jb.push(0, b"p00", 0.0)
+    jb.push(2, b"p02", 0.04)  # 1 is late, not lost: nothing says the path is lossy
+    _, now = run_until_play(jb, 0.0)
+    waited = 0
+    t = now + F
+    d = jb.pop(t)
+    while isinstance(d, Conceal) and d.seq is None and waited < 100:
+        waited += 1
+        t += 0.005
+        if waited == 6:  # 30 ms past its due time, frame 1 arrives
+            jb.push(1, b"p01", t)
+        d = jb.pop(t)
+    assert isinstance(d, Play) and d.seq == 1
+    assert jb.statistics().late == 0 and jb.statistics().recovered == 0
+
+
+def test_on_a_lossy_path_a_hole_is_rebuilt_at_once() -> None:
+    jb = JitterBuffer()
+    now = 0.0
+    # 20 % loss for a while: the buffer knows the path is lossy (and looks one frame ahead).
+    for k in range(200):
+        if k % 5 != 4:
+            jb.push(k, b"frame", k * F)
+        jb.pop(k * F)
+        now = k * F
+    assert jb.statistics().fec_lookahead
+    jb.push(201, b"frame", now + 2 * F)  # 200 lost, 201 there
+    decisions = [jb.pop(now + 2 * F + i * 0.005) for i in range(12)]
+    assert any(isinstance(d, Recover) and d.seq == 200 for d in decisions)
+
+
+def test_a_stall_is_waited_out_and_its_delay_goes_at_the_next_pause() -> None:
+    jb = JitterBuffer()
+    # Spurt 1: frames 0-299; frames 200-214 are stuck in a 0.3 s stall and arrive together
+    # at its end. Then a pause (frame 299 ends the spurt), and spurt 2 from frame 350.
+    arrivals = [(k, k * F) for k in range(200)]
+    arrivals += [(k, 200 * F + 0.3) for k in range(200, 215)]
+    arrivals += [(k, k * F) for k in range(215, 300)]
+    arrivals += [(k, k * F) for k in range(350, 400)]
+    played: dict[int, float] = {}
+    i, now = 0, 0.0
+    while now < 400 * F + 0.5:
+        while i < len(arrivals) and arrivals[i][1] <= now:
+            k, at = arrivals[i]
+            jb.push(k, b"frame", at, end_of_spurt=k in (299, 399))
+            i += 1
+        d = jb.pop(now)
+        if isinstance(d, Play):
+            played[d.seq] = now - d.seq * F
+        # As a playout pulls: a frame lasts 20 ms, a wait or silence one 5 ms block.
+        now += (
+            F
+            if isinstance(d, Play | Recover) or (isinstance(d, Conceal) and d.seq is not None)
+            else 0.005
+        )
+    s = jb.statistics()
+    assert (s.concealed, s.recovered, s.late, s.dropped) == (0, 0, 0, 0)
+    assert sorted(played) == [k for k, _ in arrivals]
+    before, after = played[150], played[250]
+    assert 0.25 < after - before < CATCH_UP_BEHIND_S  # waited out, kept in the spurt
+    assert played[380] - before < 0.05  # ... and gone after the pause

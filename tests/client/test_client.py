@@ -33,6 +33,8 @@ async def start(nursery: trio.Nursery, data_dir: Path) -> ServerInfo:
 def config(info: ServerInfo, user: str, **kw: Any) -> ClientConfig:
     kw.setdefault("audio_input", NullInput())
     kw.setdefault("audio_output", NullOutput())
+    kw.setdefault("noise_suppression", False)  # tones are not noisy rooms
+    kw.setdefault("gain_control", False)
     return ClientConfig("127.0.0.1", info.port, user, "pw", plaintext=True, **kw)
 
 
@@ -367,3 +369,20 @@ async def test_moderation_through_the_library(nursery: trio.Nursery, tmp_path: P
             ben_seen, ce.ConnectionChanged, lambda e: e.state is ce.ConnectionState.OFFLINE
         )
         assert gone.reason.startswith("banned") and ben.state is ce.ConnectionState.OFFLINE
+
+
+async def test_the_capture_front_end_is_on_by_default_and_switchable(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    info = await start(nursery, tmp_path)
+    cfg = ClientConfig("127.0.0.1", info.port, "ann", "pw", plaintext=True,
+                       audio_input=NullInput(), audio_output=NullOutput())  # fmt: skip
+    async with online(cfg) as (ann, _):
+        assert ann.audio is not None
+        front_end = ann.audio.sender.front_end
+        assert front_end is not None and front_end.agc
+        assert front_end.noise_suppression and ann.audio.front_end_problem == ""
+        assert ann.set_noise_suppression(False) is False and not front_end.noise_suppression
+        ann.set_gain_control(False)
+        assert not front_end.agc
+        assert ann.set_noise_suppression(True) is True
