@@ -31,7 +31,7 @@ from echomesh_trio.devices.base import AudioDeviceError, AudioInput, AudioOutput
 from echomesh_trio.protocol import events as ev
 from tui_client import commands as cmd
 from tui_client import settings
-from tui_client.audio import open_devices
+from tui_client.audio import is_microphone, open_devices
 from tui_client.keyboard import DEFAULT_TALK_KEY, KeyboardCapabilities, TalkKey
 from tui_client.messages import (
     ClientUpdate,
@@ -116,6 +116,8 @@ class EchoMeshApp(App[None]):
         self.server = ""
         self._want_room = ""
         self._said: set[str] = set()
+        self.noise_suppression = True
+        """Asked for (/noise); applies to microphones only."""
         """A room asked for with /join or /create: shown when joined."""
 
     # ------------------------------------------------------------------ life
@@ -217,8 +219,15 @@ class EchoMeshApp(App[None]):
             audio_in, audio_out, note = open_devices(*self.devices)
             if note:
                 self.call_later(self._say_once, note)
+            mic = is_microphone(self.devices[0]) and self.noise_suppression
             session = Session(
-                replace(config, audio_input=audio_in, audio_output=audio_out),
+                replace(
+                    config,
+                    audio_input=audio_in,
+                    audio_output=audio_out,
+                    noise_suppression=mic,
+                    gain_control=is_microphone(self.devices[0]),
+                ),
                 lambda event: self.post_message(ClientUpdate(event)),
                 lambda events: self.post_message(StateBatch(events)),
             )
@@ -424,6 +433,8 @@ class EchoMeshApp(App[None]):
             self.model.say(f"{args[0]} plays at {cmd.volume_gain(args[1]):g}x")
         elif name == "devices":
             self.action_devices()
+        elif name == "noise":
+            self.set_noise_suppression(args[0].lower() == "on")
         elif name == "msg":
             self.model.select("@" + args[0])
             self._with_client(Client.send_direct, args[0], args[1])
@@ -467,6 +478,26 @@ class EchoMeshApp(App[None]):
             "keys: F2 talk on/off, F3 mute, F4 deafen, F5 mode, F6/F7 VAD threshold, "
             "Ctrl+N next conversation, Ctrl+O devices, Ctrl+P commands, Ctrl+Q quit"
         )
+
+    def set_noise_suppression(self, on: bool) -> None:
+        self.noise_suppression = on
+        if on and not is_microphone(self.devices[0]):
+            self.model.say(f"noise suppression is for microphones; the input is {self.devices[0]}")
+            return
+
+        def apply(client: Client) -> None:
+            done = client.set_noise_suppression(on)
+            problem = getattr(client.audio, "front_end_problem", "") if on and not done else ""
+            self.call_later(self._noise_result, on, problem)
+
+        self._with_client(apply)
+
+    def _noise_result(self, on: bool, problem: str) -> None:
+        if problem:
+            self.model.say(f"no noise suppression: {problem}", "error")
+        else:
+            self.model.say(f"noise suppression {'on' if on else 'off'}")
+        self.refresh_view()
 
     # ------------------------------------------------------------------ actions
     def set_mode(self, mode: GateMode) -> None:

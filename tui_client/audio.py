@@ -21,6 +21,13 @@ DISCARD_BLOCK_SAMPLES: Final = 960
 each wake-up costs more in guest mode (a round trip through the asyncio loop)."""
 
 
+def is_microphone(spec: str) -> bool:
+    """A sound card, not a tone, a file or null: the capture front end (noise suppression,
+    gain control) is for it only."""
+    spec = spec_of(spec)
+    return not (spec in ("null", "tone") or spec.startswith(("tone:", "file:")))
+
+
 def open_output(spec: str) -> AudioOutput:
     if spec == "null":
         return devices.NullOutput(DISCARD_BLOCK_SAMPLES)

@@ -60,6 +60,7 @@ COMMANDS: Final[dict[str, Spec]] = {
     "continuous": Spec("/continuous", "transmit all the time"),
     "volume": Spec("/volume USER GAIN", "a speaker's volume (1 normal, 0 silent, up to 4)", 2, 2),
     "devices": Spec("/devices", "list and choose audio devices"),
+    "noise": Spec("/noise on|off", "noise suppression of the microphone (RNNoise)", 1, 1),
     "call": Spec("/call USER", "call someone, one to one", 1, 1),
     "answer": Spec("/answer", "take the incoming call"),
     "reject": Spec("/reject", "refuse the incoming call"),
@@ -99,6 +100,8 @@ def parse(line: str) -> Say | Command:
         volume_gain(parts[1])
     if name == "vad" and parts:
         vad_threshold(parts[0])
+    if name == "noise" and parts[0].lower() not in ("on", "off"):
+        raise CommandError(f"usage: {spec.usage}")
     if name == "ban" and len(parts) == 2:
         ban_minutes(parts[1])
     return Command(name, tuple(parts))

@@ -65,9 +65,13 @@ def test_talk_modes_mute_deafen_volume_and_help(server: Server, tmp_path: Path) 
             assert app.vad_dbfs == -63
             await submit(pilot, "/volume olga 0.5")
             await submit(pilot, "/volume olga loud")
+            await submit(pilot, "/noise on")  # a tone is not a microphone
+            await submit(pilot, "/noise loud")
             await submit(pilot, "/help")
             text = "\n".join(log_text(app))
             assert "olga plays at 0.5x" in text
+            assert "noise suppression is for microphones" in text
+            assert "usage: /noise on|off" in text
             assert "is not a gain" in text
             assert "/volume USER GAIN" in text and "F2 talk on/off" in text
 

@@ -36,6 +36,16 @@ def test_any_line_parses_or_says_why(line: str) -> None:
         assert str(exc)
 
 
+def test_only_sound_cards_are_microphones() -> None:
+    from tui_client.audio import is_microphone, spec_of
+
+    assert spec_of("speech.WAV") == "file:speech.WAV"
+    for spec in ("null", "tone", "tone:440", "file:a.wav", "a.wav"):
+        assert not is_microphone(spec), spec
+    for spec in ("default", "3", "USB Headset"):
+        assert is_microphone(spec), spec
+
+
 def test_completion() -> None:
     rooms, users = ["lobby", "library", "ops"], ["bob", "bea", "carol"]
     assert cmd.complete("/jo", rooms, users) == ["/join "]
