@@ -115,10 +115,10 @@ class EchoMeshApp(App[None]):
         """Errors from Trio tasks, as shown (for tests and the log)."""
         self.server = ""
         self._want_room = ""
+        """A room asked for with /join or /create: shown when joined."""
         self._said: set[str] = set()
         self.noise_suppression = True
         """Asked for (/noise); applies to microphones only."""
-        """A room asked for with /join or /create: shown when joined."""
 
     # ------------------------------------------------------------------ life
     def on_mount(self) -> None:
