@@ -35,6 +35,8 @@ def free_port(*, udp_too: bool = False) -> int:
 
 def percentile(values: Sequence[float], q: float) -> float:
     """The ``q`` quantile (0..1) by nearest rank; NaN for no values. Sorts a copy."""
+    if not 0.0 <= q <= 1.0:  # percentile(x, 95) once reported the maximum as p95
+        raise ValueError(f"q is a fraction between 0 and 1, not {q}")
     if not values:
         return float("nan")
     ordered = sorted(values)

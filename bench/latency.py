@@ -296,8 +296,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ms = sorted(d * 1000 for d in delays)
     busy = (busy1[0] - busy0[0]) / max(1e-9, busy1[1] - busy0[1])
     result = {
-        "p50_ms": round(percentile(ms, 50), 2) if ms else math.nan,
-        "p95_ms": round(percentile(ms, 95), 2) if ms else math.nan,
+        "p50_ms": round(percentile(ms, 0.50), 2) if ms else math.nan,
+        "p95_ms": round(percentile(ms, 0.95), 2) if ms else math.nan,
         "min_ms": round(ms[0], 2) if ms else math.nan,
         "max_ms": round(ms[-1], 2) if ms else math.nan,
         "samples": len(ms),
