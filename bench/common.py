@@ -8,7 +8,29 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import time
 from collections.abc import Sequence
+from typing import Any
+
+
+def wait_listening(proc: subprocess.Popen[Any], port: int, timeout_s: float = 30.0) -> None:
+    """Until the server process ``proc`` accepts TCP on 127.0.0.1:``port``; SystemExit with
+    the reason if it exits first or does not listen within ``timeout_s`` (then killed)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc.poll() is not None:
+            raise SystemExit(f"the server exited with status {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                proc.kill()
+                raise SystemExit(
+                    f"the server did not start listening within {timeout_s:.0f} s"
+                ) from None
+            time.sleep(0.05)
 
 
 def free_port(*, udp_too: bool = False) -> int:

@@ -22,7 +22,6 @@ import json
 import os
 import resource
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -35,7 +34,14 @@ from typing import Any
 
 import trio
 
-from bench.common import free_port, machine_cpu, percentile, proc_cpu_s, proc_rss_kib
+from bench.common import (
+    free_port,
+    machine_cpu,
+    percentile,
+    proc_cpu_s,
+    proc_rss_kib,
+    wait_listening,
+)
 from echomesh_trio.protocol import events as ev
 from echomesh_trio.protocol import message_pb2 as pb
 from echomesh_trio.protocol.codec import request_frame
@@ -122,18 +128,7 @@ def start_server(data_dir: Path, args: argparse.Namespace) -> ServerProcess:
     cmd += args.server_arg
     note("server: " + " ".join(cmd[1:]))
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while True:
-        if proc.poll() is not None:
-            raise SystemExit(f"the server exited with status {proc.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                proc.kill()
-                raise SystemExit("the server did not start listening within 30 s") from None
-            time.sleep(0.05)
+    wait_listening(proc, port)
     note(f"server pid {proc.pid} listening on 127.0.0.1:{port}")
     return ServerProcess(proc, port, data_dir, args.tls)
 

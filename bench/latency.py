@@ -41,11 +41,11 @@ from pathlib import Path
 import numpy as np
 import trio
 
-from bench.common import free_port, machine_cpu, percentile, proc_cpu_s
+from bench.common import free_port, machine_cpu, percentile, proc_cpu_s, wait_listening
 from echomesh_trio.audio.pcm import Pcm
 from echomesh_trio.audio.sender import GateMode
 from echomesh_trio.client import events as ce
-from echomesh_trio.client.core import ClientConfig, open_client
+from echomesh_trio.client.core import Client, ClientConfig, open_client
 from echomesh_trio.devices.files import NullInput, NullOutput, PacedInput, PacedOutput, ToneInput
 from echomesh_trio.media import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE
 
@@ -162,21 +162,6 @@ def server_command(port: int, data_dir: Path) -> list[str]:
     ]  # fmt: skip
 
 
-def wait_listening(proc: subprocess.Popen[bytes], port: int) -> None:
-    import socket
-
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the server exited with {proc.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit("the server did not start")
-
-
 FRONT_END = False
 """The talkers' capture front end (--front-end): off by default, so the figure is the
 transport's; RNNoise adds its 20 ms on top (docs/AUDIO.md)."""
@@ -233,7 +218,7 @@ async def talkers(port: int, listener: subprocess.Popen[bytes], seconds: float) 
     async with trio.open_nursery() as nursery:
         clients = []
         for cfg in configs:
-            client = await nursery.start(_hold, cfg)
+            client = await nursery.start(hold_client, cfg)
             clients.append(client)
         await trio.sleep(2.0)  # the listener's jitter buffers settle
         cpu0, t0 = proc_cpu_s(listener.pid), time.monotonic()
@@ -244,7 +229,8 @@ async def talkers(port: int, listener: subprocess.Popen[bytes], seconds: float) 
     return result
 
 
-async def _hold(cfg: ClientConfig, task_status: trio.TaskStatus[object]) -> None:
+async def hold_client(cfg: ClientConfig, task_status: trio.TaskStatus[Client]) -> None:
+    """A connected client until cancelled (``await nursery.start(hold_client, cfg)``)."""
     async with open_client(cfg) as client:
         await client.wait_connected()
         task_status.started(client)

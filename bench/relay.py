@@ -36,7 +36,7 @@ from typing import Any
 
 import trio
 
-from bench.common import free_port, percentile, proc_cpu_split_s
+from bench.common import free_port, percentile, proc_cpu_split_s, wait_listening
 from bench.relay_load import User, run_receiver, run_sender
 from bench.relay_server import ROOM_SIZE
 from echomesh_trio.client.control import ControlConnection
@@ -114,19 +114,6 @@ def _server_command(args: argparse.Namespace, port: int, data_dir: Path) -> list
         "--admin-port=0",  # the side door runs, as in production, on a free port
     ]
     return [sys.executable, "-m", "echomesh_trio.cli", *flags]
-
-
-def _wait_listening(proc: subprocess.Popen[str], port: int) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the server exited with {proc.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit("the server did not start")
 
 
 class Client:
@@ -272,7 +259,7 @@ def _run_real_server(args: argparse.Namespace) -> tuple[dict[str, Any], Counter[
     with tempfile.TemporaryDirectory() as tmp:
         proc = subprocess.Popen(_server_command(args, port, Path(tmp)), text=True)
         try:
-            _wait_listening(proc, port)
+            wait_listening(proc, port)
             result: dict[str, Any] = {}
 
             async def main() -> None:

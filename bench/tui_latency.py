@@ -44,10 +44,10 @@ from typing import Any
 
 import trio
 
-from bench.common import free_port, percentile, proc_cpu_s
-from bench.latency import config, server_command, wait_listening
+from bench.common import free_port, percentile, proc_cpu_s, wait_listening
+from bench.latency import config, hold_client, server_command
 from echomesh_trio.audio.sender import GateMode
-from echomesh_trio.client.core import Client, open_client
+from echomesh_trio.client.core import open_client
 from echomesh_trio.devices.files import NullOutput, ToneInput
 
 ROOM = "tui"
@@ -217,20 +217,13 @@ async def drive(port: int, tui: subprocess.Popen[bytes], spurts: int, cpu_s: flo
     ]
     async with trio.open_nursery() as nursery:
         for cfg in configs:
-            await nursery.start(_hold, cfg)
+            await nursery.start(hold_client, cfg)
         await trio.sleep(2.0)
         cpu0, t0 = proc_cpu_s(tui.pid), time.monotonic()
         await trio.sleep(cpu_s)
         result["tui_cpu_pct"] = 100 * (proc_cpu_s(tui.pid) - cpu0) / (time.monotonic() - t0)
         nursery.cancel_scope.cancel()
     return result
-
-
-async def _hold(cfg: Any, task_status: trio.TaskStatus[Client]) -> None:
-    async with open_client(cfg) as client:
-        await client.wait_connected()
-        task_status.started(client)
-        await trio.sleep_forever()
 
 
 def pair(presses: list[float], events: list[tuple[str, float]], who: str) -> list[float]:
