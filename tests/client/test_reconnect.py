@@ -5,7 +5,6 @@ arrives exactly once; nobody sees members leave and join again."""
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 from functools import partial
@@ -13,18 +12,13 @@ from pathlib import Path
 
 import trio
 
+from bench.common import free_port
 from echomesh_trio.client import events as ce
 from echomesh_trio.client.core import ClientConfig
 from echomesh_trio.protocol import events as ev
 from tests.client.test_client import of, online, until, wait_for
 
 CS = ce.ConnectionState
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def connected_count(seen: list[ce.ClientEvent]) -> int:
@@ -71,7 +65,7 @@ class ServerProcess:
 
 
 async def test_clients_survive_a_server_killed_and_restarted(tmp_path: Path) -> None:
-    server = ServerProcess(tmp_path / "data", free_port())
+    server = ServerProcess(tmp_path / "data", free_port(udp_too=True))
     await server.start()
     try:
 
