@@ -245,9 +245,3 @@ class AudioEngine:
                 entries.append(ev.SpeakerLoss(source_id, expected, lost, late))
         return ev.ReportVoiceLoss(tuple(entries[:64])) if entries else None
 
-
-def level_to_meter(dbfs: float) -> float:
-    """0..1 for a meter, from -60 dBFS to 0 dBFS."""
-    if not math.isfinite(dbfs):
-        return 0.0
-    return min(1.0, max(0.0, (dbfs + 60.0) / 60.0))
