@@ -244,4 +244,3 @@ class AudioEngine:
                 late = min(max(0, late), received)
                 entries.append(ev.SpeakerLoss(source_id, expected, lost, late))
         return ev.ReportVoiceLoss(tuple(entries[:64])) if entries else None
-
