@@ -60,7 +60,6 @@ class _Playback:
         block = engine.receiver.pull(samples, now)
         if engine.deafened:
             return np.zeros(samples, dtype=np.int16)
-        engine.played_blocks += 1
         return block
 
 
@@ -97,8 +96,6 @@ class AudioEngine:
         self._level_frames = 0
         self._level_max = -math.inf
         self._level_voice = False
-        self.played_blocks = 0
-        self.received_packets = 0
         self._reported: dict[int, _SpeakerCounters] = {}
 
     # ---------------------------------------------------------------- settings
@@ -195,7 +192,6 @@ class AudioEngine:
     def frame_received(self, frame: VoiceFrame) -> None:
         """A voice frame from the link (called on the Trio thread, never blocks)."""
         now = trio.current_time()
-        self.received_packets += 1
         end = bool(frame.flags & Flags.END_OF_SPURT)
         change = self.talk.packet(frame.source_id, now, end_of_spurt=end)
         if change is not None:

@@ -221,7 +221,7 @@ class Client:
         self._logged_in_once = False
         self._closing = False
         self._was_connected = False
-        self._connected = trio.Event()
+        self._state_changed = trio.Event()
         self._stopped = trio.Event()
         self.link: VoiceLink | None = None
         self.tcp_rtt_ms: float | None = None
@@ -272,8 +272,7 @@ class Client:
         while self.state is not CS.CONNECTED:
             if self.state is CS.OFFLINE:
                 raise NotConnected(self.reason)
-            with trio.move_on_after(0.05):
-                await self._connected.wait()
+            await self._state_changed.wait()
 
     # ================================================================ events
     async def events(self) -> AsyncIterator[ce.ClientEvent]:
@@ -301,10 +300,8 @@ class Client:
 
     def _set_state(self, state: ce.ConnectionState, reason: str = "", **kw: float) -> None:
         self.state, self.reason = state, reason
-        if state is CS.CONNECTED:
-            self._connected.set()
-        else:
-            self._connected = trio.Event()
+        self._state_changed.set()  # wakes wait_connected; the next change gets a new one
+        self._state_changed = trio.Event()
         self._emit(ce.ConnectionChanged(state, reason, **kw))  # type: ignore[arg-type]
 
     # ================================================================ supervisor
@@ -315,8 +312,6 @@ class Client:
             reason = await self._one_connection()
             if reason is None:  # given up, already said why
                 return
-            if self.audio is not None:
-                self.audio.link = None
             if not config.reconnect or (
                 not self._logged_in_once and not config.retry_first_connect
             ):
@@ -1047,3 +1042,4 @@ async def open_client(config: ClientConfig) -> AsyncIterator[Client]:
         if client.state is not CS.OFFLINE:
             client.state = CS.OFFLINE
             client.reason = "closed"
+            client._state_changed.set()
